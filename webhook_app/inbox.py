@@ -1,0 +1,100 @@
+"""The local durable inbox: every accepted delivery, in SQLite (WAL), until the broker has it."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at REAL NOT NULL,
+    body BLOB NOT NULL,
+    claimed_by TEXT,
+    claimed_until REAL,
+    published_at REAL,
+    force INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS unpublished ON deliveries(id) WHERE published_at IS NULL;
+"""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One received webhook delivery as recorded."""
+
+    id: int
+    received_at: float
+    body: bytes
+    published_at: float | None
+    force: bool = False
+
+
+class Inbox:
+    """Append deliveries durably; let relays claim, publish and mark them; list and replay."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._db() as db:
+            db.executescript(SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # committed means on disk: we answered 200
+            self._local.db = db
+        return db
+
+    def append(self, body: bytes, *, force: bool = False) -> int:
+        """Record a delivery; when this returns, it survives a crash."""
+        cursor = self._db().execute(
+            "INSERT INTO deliveries (received_at, body, force) VALUES (?, ?, ?)",
+            (time.time(), body, int(force)))
+        return cursor.lastrowid
+
+    def claim(self, owner: str, *, limit: int = 100, lease: float = 30.0) -> list[Delivery]:
+        """Take up to `limit` unpublished deliveries for `lease` seconds, oldest first."""
+        now = time.time()
+        rows = self._db().execute(
+            "UPDATE deliveries SET claimed_by = ?, claimed_until = ? WHERE id IN ("
+            " SELECT id FROM deliveries WHERE published_at IS NULL"
+            " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?)"
+            " RETURNING id, received_at, body, published_at, force",
+            (owner, now + lease, now, limit)).fetchall()
+        return sorted((Delivery(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows), key=lambda d: d.id)
+
+    def mark_published(self, delivery_ids: list[int]) -> None:
+        """The broker has these deliveries."""
+        self._db().executemany("UPDATE deliveries SET published_at = ? WHERE id = ?",
+                               [(time.time(), i) for i in delivery_ids])
+
+    def unpublished_count(self) -> int:
+        """How many deliveries wait for the broker."""
+        return self._db().execute(
+            "SELECT COUNT(*) FROM deliveries WHERE published_at IS NULL").fetchone()[0]
+
+    def list(self, *, limit: int = 50, since: float | None = None) -> list[Delivery]:
+        """The newest deliveries first."""
+        rows = self._db().execute(
+            "SELECT id, received_at, body, published_at, force FROM deliveries"
+            " WHERE received_at >= ? ORDER BY id DESC LIMIT ?", (since or 0, limit)).fetchall()
+        return [Delivery(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+    def get(self, delivery_id: int) -> Delivery | None:
+        """One delivery by id."""
+        row = self._db().execute("SELECT id, received_at, body, published_at, force FROM deliveries"
+                                 " WHERE id = ?", (delivery_id,)).fetchone()
+        return Delivery(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
+    def prune(self, *, older_than: float) -> int:
+        """Forget published deliveries received before `older_than` (epoch seconds)."""
+        cursor = self._db().execute("DELETE FROM deliveries WHERE published_at IS NOT NULL"
+                                    " AND received_at < ?", (older_than,))
+        return cursor.rowcount

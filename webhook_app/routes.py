@@ -1,0 +1,92 @@
+"""HTTP endpoints (DESIGN section 5): the handshake, deliveries, health."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import sqlite3
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from webhook_app.signature import SignatureError, verify
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("webhook", __name__)
+
+
+def _state():
+    return current_app.extensions["inbox_relay"]
+
+
+@blueprint.get("/webhook")
+def handshake():
+    """Meta's subscription check: echo hub.challenge when the verify token matches."""
+    token = request.args.get("hub.verify_token", "")
+    expected = _state().settings.verify_token
+    if request.args.get("hub.mode") == "subscribe" and hmac.compare_digest(
+            token.encode(), expected.encode()):
+        return Response(request.args.get("hub.challenge", ""), 200, mimetype="text/plain")
+    return _error(403, "verification failed")
+
+
+@blueprint.post("/webhook")
+def receive():
+    """Verify, record durably, answer 200; publishing happens in the relay, off this path."""
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        return _error(413, "body too large")
+    state = _state()
+    try:
+        verify(body, request.headers.get("X-Hub-Signature-256"), state.settings.app_secrets)
+    except SignatureError as exc:
+        log.warning("rejected delivery: %s", exc)
+        return _error(403, str(exc))
+    problem = _envelope_problem(body)
+    if problem:
+        return _error(400, problem)
+    try:
+        delivery_id = state.inbox.append(body)
+    except (sqlite3.Error, OSError) as exc:
+        log.error("inbox write failed: %s", type(exc).__name__)
+        return _error(503, "cannot record the delivery; retry")
+    if state.relay:
+        state.relay.ensure_running()
+        state.relay.wake()
+    log.info("accepted delivery=%s bytes=%d", delivery_id, len(body))
+    return Response("EVENT_RECEIVED", 200, mimetype="text/plain")
+
+
+def _envelope_problem(body: bytes) -> str | None:
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return "body is not JSON"
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("entry"), list):
+        return "body is not an object with an 'entry' list"
+    return None
+
+
+@blueprint.get("/healthz")
+def healthz():
+    """200 while the process serves; tells how many deliveries wait for the broker."""
+    return jsonify(status="ok", unpublished=_state().inbox.unpublished_count())
+
+
+@blueprint.app_errorhandler(HTTPException)
+def http_error(exc: HTTPException):
+    """Framework errors (404, 405, 413 ...) as short JSON, never an HTML page."""
+    return _error(exc.code or 400, exc.description or exc.name)
+
+
+@blueprint.app_errorhandler(Exception)
+def unexpected(exc: Exception):
+    """Anything unforeseen: 503 so that Meta retries, never a 500."""
+    log.exception("unexpected error: %s", type(exc).__name__)
+    return _error(503, "temporarily unavailable; retry")
+
+
+def _error(status: int, message: str):
+    return jsonify(error=message), status

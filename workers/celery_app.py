@@ -1,0 +1,19 @@
+"""The Celery app that `celery -A workers.celery_app worker` loads; it reads INBOX_RELAY_CONFIG."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from workers.celery_config import create_celery
+from workers.config import load_settings
+from workers.embedded import ensure_embedded_redis
+
+
+def _app_from_environment() -> Celery:
+    settings = load_settings()
+    if settings.embedded:
+        ensure_embedded_redis(settings)
+    return create_celery(settings)
+
+
+app = _app_from_environment()

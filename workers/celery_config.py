@@ -1,0 +1,36 @@
+"""Celery configuration for at-least-once delivery (DESIGN section 1)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from workers.config import Settings
+
+QUEUE = "inbox-relay"
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app on the configured broker: late acks, prefetch 1, socket timeouts."""
+    app = Celery("inbox_relay", broker=settings.celery_broker_url, include=["workers.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=QUEUE,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            # Longer than any countdown a task asks for, or Redis would hand it out twice.
+            "visibility_timeout": settings.visibility_timeout,
+            "socket_timeout": 10, "socket_connect_timeout": 5, "max_retries": 3,
+        },
+        broker_heartbeat=30,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_soft_time_limit=120,
+        task_time_limit=150,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    return app

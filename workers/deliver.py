@@ -1,0 +1,57 @@
+"""Hand queued events to one handler, in timestamp order; retry, then dead-letter."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from workers.errors import HandlerRejected
+from workers.events import Event
+from workers.handlers import LoadedHandler
+from workers.pipeline import backoff
+from workers.store import Store
+
+log = logging.getLogger(__name__)
+BATCH = 100
+
+
+def drain(store: Store, loaded: LoadedHandler, queue: str) -> float | None:
+    """Deliver the queue's events oldest first; returns a retry delay if the head must wait."""
+    for record in store.peek(queue, BATCH):
+        delay = deliver_one(store, loaded, queue, record)
+        if delay is not None:
+            return delay
+    return None
+
+
+def deliver_one(store: Store, loaded: LoadedHandler, queue: str, record: dict) -> float | None:
+    """Give one event to the handler unless it already has it; None when it moved on."""
+    name, event_id = loaded.name, record["id"]
+    if not store.is_done(name, event_id):
+        try:
+            loaded.handler.handle(Event.from_dict(record))
+        except Exception as exc:  # a plugin may raise anything: isolate it here
+            return _failed(store, loaded, queue, record, exc)
+        store.mark_done(name, event_id)
+        store.clear_attempts(name, event_id)
+        log.info("delivered event=%s kind=%s handler=%s", event_id, record.get("kind"), name)
+    store.dequeue(queue, event_id)
+    return None
+
+
+def _failed(store: Store, loaded: LoadedHandler, queue: str, record: dict,
+            exc: Exception) -> float | None:
+    attempts, first_failure = store.note_failure(loaded.name, record["id"])
+    log.warning("handler=%s event=%s attempt=%d failed: %s", loaded.name, record["id"],
+                attempts, type(exc).__name__)
+    policy = loaded.config
+    exhausted = attempts >= policy.max_attempts or time.time() - first_failure >= policy.max_age
+    if not (exhausted or isinstance(exc, HandlerRejected)):
+        return backoff(attempts)
+    store.add_dead_letter({"handler": loaded.name, "event": record, "attempts": attempts,
+                           "error": f"{type(exc).__name__}: {exc}"[:1000],
+                           "first_failed_at": first_failure, "failed_at": time.time()})
+    store.clear_attempts(loaded.name, record["id"])
+    store.dequeue(queue, record["id"])
+    log.error("handler=%s event=%s dead-lettered after %d attempts", loaded.name, record["id"], attempts)
+    return None

@@ -1,0 +1,59 @@
+"""The one error hierarchy of inbox-relay; every error pickles so that it can cross Celery."""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    """Root of every error inbox-relay raises on purpose."""
+
+    def __reduce__(self):
+        return (self.__class__, self.args)
+
+
+class ConfigError(RelayError):
+    """The configuration is missing a key, has an unknown one, or a value of the wrong type."""
+
+
+class PluginError(RelayError):
+    """A handler plugin cannot be found, loaded or does not fit the Handler protocol."""
+
+
+class GraphError(RelayError):
+    """The Graph API answered with an error; subclasses say what to do about it."""
+
+    def __init__(self, message: str, code: int | None = None, subcode: int | None = None):
+        super().__init__(message, code, subcode)
+        self.message, self.code, self.subcode = message, code, subcode
+
+    def __str__(self) -> str:
+        return f"graph error code={self.code} subcode={self.subcode}: {self.message}"
+
+
+class GraphRetryable(GraphError):
+    """A transient failure (codes 1, 2, HTTP 5xx, network): try again with backoff."""
+
+
+class GraphThrottled(GraphError):
+    """The account or app is throttled; `retry_after` is the wait in seconds."""
+
+    def __init__(self, message: str, code: int | None = None, subcode: int | None = None,
+                 retry_after: float = 60.0):
+        super().__init__(message, code, subcode)
+        self.args = (message, code, subcode, retry_after)
+        self.retry_after = retry_after
+
+
+class GraphTokenInvalid(GraphError):
+    """The access token is expired or revoked (codes 190, 102): pause the account."""
+
+
+class GraphPermanent(GraphError):
+    """The request will never succeed (e.g. a message beyond the 20 newest, a deleted one)."""
+
+
+class HandlerRetryable(RelayError):
+    """A handler asks to be tried again later."""
+
+
+class HandlerRejected(RelayError):
+    """A handler refuses the event for good: dead-letter it without further attempts."""

@@ -1,0 +1,122 @@
+"""The Graph API client: one request path, pooled connections, errors classified by code."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
+
+from workers.errors import (GraphError, GraphPermanent, GraphRetryable, GraphThrottled,
+                            GraphTokenInvalid)
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_CODES = {1, 2}
+THROTTLED_CODES = {4, 17, 32, 613, 80001, 80002, 80006}
+TOKEN_CODES = {190, 102}
+DEFAULT_THROTTLE_WAIT = 60.0
+PRESSURE_PERCENT = 90       # back off once any usage header reports this share of a limit
+PRESSURE_WAIT = 30.0
+
+
+class GraphClient:
+    """GETs from the Graph API with a timeout on every call; raises GraphError subclasses."""
+
+    def __init__(self, base_url: str, version: str, *, app_secret: str | None = None,
+                 timeout: float = 10.0):
+        self.base = f"{base_url.rstrip('/')}/{version}"
+        self.app_secret = app_secret
+        self.timeout = timeout
+        self.session = requests.Session()
+        # Connection-level retries only: Graph errors are classified and retried by the caller.
+        retry = Retry(total=2, connect=2, read=0, status=0, backoff_factor=0.2,
+                      allowed_methods={"GET"})
+        self.session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=8))
+        self.session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=8))
+
+    def get(self, path: str, *, token: str, params: dict | None = None) -> tuple[dict, float]:
+        """GET one object; returns its body and the seconds the usage headers ask us to back off."""
+        params = {**(params or {}), "access_token": token}
+        if self.app_secret:
+            params["appsecret_proof"] = appsecret_proof(self.app_secret, token)
+        try:
+            response = self.session.get(f"{self.base}/{path.lstrip('/')}", params=params,
+                                        timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise GraphRetryable(f"network error: {type(exc).__name__}") from None
+        backoff = usage_backoff(response.headers)
+        body = _json_or_none(response)
+        if response.status_code >= 400 or body is None or "error" in body:
+            raise classify(response.status_code, body, backoff)
+        return body, backoff
+
+
+def appsecret_proof(app_secret: str, token: str) -> str:
+    """HMAC-SHA256 of the access token keyed with the app secret, as Meta defines it."""
+    return hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def classify(status: int, body: dict | None, backoff: float = 0.0) -> GraphError:
+    """Turn an error answer into the GraphError subclass that says what to do; by code, not status."""
+    error = (body or {}).get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        kind = GraphRetryable if status >= 500 or status in (408, 429) else GraphPermanent
+        return kind(f"HTTP {status} without a Graph error body")
+    code, subcode = error.get("code"), error.get("error_subcode")
+    message = str(error.get("message", ""))[:300]
+    if code in THROTTLED_CODES or status == 429:
+        return GraphThrottled(message, code, subcode, retry_after=backoff or DEFAULT_THROTTLE_WAIT)
+    if code in TOKEN_CODES:
+        return GraphTokenInvalid(message, code, subcode)
+    if code in RETRYABLE_CODES or error.get("is_transient") or status >= 500:
+        return GraphRetryable(message, code, subcode)
+    return GraphPermanent(message, code, subcode)
+
+
+def usage_backoff(headers) -> float:
+    """Seconds to stop calling, from X-Business-Use-Case-Usage and X-App-Usage (0: no pressure)."""
+    wait = 0.0
+    for bucket in _buc_buckets(headers.get("X-Business-Use-Case-Usage")):
+        minutes = _number(bucket.get("estimated_time_to_regain_access"))
+        wait = max(wait, minutes * 60, PRESSURE_WAIT if _pressed(bucket) else 0.0)
+    app_usage = _loads(headers.get("X-App-Usage"))
+    if isinstance(app_usage, dict) and _pressed(app_usage):
+        wait = max(wait, PRESSURE_WAIT)
+    return wait
+
+
+def _buc_buckets(header: str | None) -> list[dict]:
+    usage = _loads(header)
+    if not isinstance(usage, dict):
+        return []
+    buckets = [b for value in usage.values() if isinstance(value, list) for b in value]
+    return [b for b in buckets if isinstance(b, dict)]
+
+
+def _pressed(usage: dict) -> bool:
+    shares = ("call_count", "total_time", "total_cputime")
+    return any(_number(usage.get(name)) >= PRESSURE_PERCENT for name in shares)
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _loads(text: str | None):
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _json_or_none(response: requests.Response) -> dict | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

@@ -1,0 +1,94 @@
+"""`inbox-relay run`: the private Redis, the web server and the worker as one unit that stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from workers.config import Settings
+from workers.embedded import ensure_embedded_redis, stop_embedded_redis
+
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+
+
+def web_command(host: str, port: int, workers: int) -> list[str]:
+    """gunicorn serving the Flask app (sync workers; each runs its own relay thread)."""
+    return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
+            "--bind", f"{host}:{port}", "--graceful-timeout", "10", "--access-logfile", "-",
+            "webhook_app:create_app()"]
+
+
+def worker_command(concurrency: int) -> list[str]:
+    """A Celery worker on the inbox-relay queue."""
+    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+            "--loglevel", "INFO", "--concurrency", str(concurrency), "--queues", "inbox-relay",
+            "--without-gossip", "--without-mingle"]
+
+
+def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
+        concurrency: int = 2) -> int:
+    """Start everything, report readiness, stop everything on SIGINT or SIGTERM."""
+    env = {**os.environ, "INBOX_RELAY_CONFIG": str(Path(settings.source).resolve())}
+    redis_process = ensure_embedded_redis(settings, daemonize=False) if settings.embedded else None
+    children: list[subprocess.Popen] = []
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    try:
+        children.append(_spawn(web_command(host, port, web_workers), env))
+        children.append(_spawn(worker_command(concurrency), env))
+        _wait_ready(f"http://{host}:{port}/healthz", children, stopping)
+        print(f"inbox-relay ready: webhook at http://{host}:{port}/webhook (Ctrl-C stops)", flush=True)
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+        failed = [child for child in children if child.poll() not in (None, 0)]
+        return 1 if failed and not stopping else 0
+    finally:
+        _stop_all(children)
+        stop_embedded_redis(redis_process)
+
+
+def _spawn(command: list[str], env: dict) -> subprocess.Popen:
+    # Each child leads its own process group, so stopping it stops its pool processes too.
+    return subprocess.Popen(command, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+
+
+def _wait_ready(url: str, children: list[subprocess.Popen], stopping: list) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline and not stopping:
+        if any(child.poll() is not None for child in children):
+            raise SystemExit("inbox-relay: a component exited during start-up; see its log above")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    if not stopping:
+        raise SystemExit(f"inbox-relay: {url} did not answer within {READY_TIMEOUT:.0f}s")
+
+
+def _stop_all(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(child, signal.SIGKILL)  # whatever is left of its group
+        child.wait()
+
+
+def _signal_group(child: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
