@@ -54,10 +54,10 @@ class Event:
 
     @property
     def customer_id(self) -> str | None:
-        """The other party of the conversation: the sender, unless the account itself sent it."""
-        if self.sender_id and self.sender_id != self.account_id and self.kind != "echo":
+        """The other party of the conversation: whichever of sender and recipient is not the account."""
+        if self.sender_id and self.sender_id != self.account_id:
             return self.sender_id
-        return self.recipient_id if self.recipient_id != self.account_id else self.sender_id
+        return self.recipient_id
 
     @property
     def thread_key(self) -> str:

@@ -1,0 +1,235 @@
+"""A Graph API stand-in served over real HTTP on 127.0.0.1, with the behaviours Meta documents.
+
+Conversations API reads (`/{page}/conversations`, `/{conversation}`, `/{message}`), nested
+`messages.limit(N){...}` fields, cursor paging, details for the 20 newest messages only, a per-account
+rate limit (code 613), injected transient 500s (code 2), invalid tokens (code 190),
+`appsecret_proof` checks and usage headers. It counts every call so tests and benchmarks can.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+import re
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+NEWEST_WITH_DETAILS = 20
+DEFAULT_PAGE = 25
+
+
+@dataclass
+class Conversation:
+    id: str
+    page_id: str
+    platform: str
+    user_id: str
+    messages: list[dict] = field(default_factory=list)  # newest first
+
+    def updated_time(self) -> str:
+        return self.messages[0]["created_time"] if self.messages else _iso(time.time())
+
+
+class GraphWorld:
+    """The accounts, conversations and messages the stand-in serves, and its call log."""
+
+    def __init__(self, *, calls_per_second: float = 2.0, transient_rate: float = 0.0,
+                 app_secret: str | None = None, seed: int = 7):
+        self.calls_per_second = calls_per_second
+        self.transient_rate = transient_rate
+        self.app_secret = app_secret          # when set, every call must carry appsecret_proof
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.tokens: dict[str, str] = {}      # token -> page id
+        self.revoked: set[str] = set()
+        self.conversations: dict[str, Conversation] = {}
+        self.messages: dict[str, tuple[Conversation, dict]] = {}
+        self.calls: list[dict] = []
+        self.windows: dict[str, deque] = defaultdict(deque)
+        self.usage_header: str | None = None
+
+    # -- building the world ---------------------------------------------------------------
+    def add_account(self, page_id: str, token: str) -> None:
+        self.tokens[token] = page_id
+
+    def add_message(self, page_id: str, platform: str, user_id: str, mid: str, *, text: str,
+                    from_id: str | None = None, created: float | None = None) -> dict:
+        """Add a message (newest first) to the conversation of page and user, creating it."""
+        with self.lock:
+            conversation = self._conversation(page_id, platform, user_id)
+            sender = from_id or user_id
+            recipient = page_id if sender == user_id else user_id
+            message = {"id": mid, "created_time": _iso(created or time.time()),
+                       "from": {"id": sender, "name": f"name-{sender}"},
+                       "to": {"data": [{"id": recipient, "name": f"name-{recipient}"}]},
+                       "message": text}
+            conversation.messages.insert(0, message)
+            self.messages[mid] = (conversation, message)
+            return message
+
+    def _conversation(self, page_id: str, platform: str, user_id: str) -> Conversation:
+        for conversation in self.conversations.values():
+            if (conversation.page_id, conversation.platform, conversation.user_id) == (page_id, platform, user_id):
+                return conversation
+        conversation = Conversation(f"t_{len(self.conversations) + 1:06d}{page_id[-4:]}", page_id, platform, user_id)
+        self.conversations[conversation.id] = conversation
+        return conversation
+
+    # -- reading the call log -------------------------------------------------------------
+    def count(self, *, status: int | None = None, code: int | None = None, page_id: str | None = None) -> int:
+        with self.lock:
+            return sum(1 for c in self.calls if (status is None or c["status"] == status)
+                       and (code is None or c["code"] == code)
+                       and (page_id is None or c["page_id"] == page_id))
+
+    def throttled(self) -> int:
+        return self.count(code=613)
+
+    # -- answering ------------------------------------------------------------------------
+    def answer(self, path: str, query: dict[str, str]) -> tuple[int, dict, dict]:
+        with self.lock:
+            status, body = self._answer(path, query)
+            self.calls.append({"path": path, "status": status, "page_id": self.tokens.get(query.get("access_token", "")),
+                               "code": body.get("error", {}).get("code") if isinstance(body, dict) else None,
+                               "at": time.monotonic()})
+            headers = {"X-Business-Use-Case-Usage": self.usage_header} if self.usage_header else {}
+            return status, body, headers
+
+    def _answer(self, path: str, query: dict) -> tuple[int, dict]:
+        token = query.get("access_token", "")
+        page_id = self.tokens.get(token)
+        if page_id is None or token in self.revoked:
+            return 400, _error(190, "Error validating access token: The session has been invalidated.", "OAuthException", 460)
+        if self.app_secret and query.get("appsecret_proof") != _proof(self.app_secret, token):
+            return 400, _error(100, "API calls from the server require an appsecret_proof argument", "GraphMethodException")
+        if self._over_limit(page_id):
+            return 400, _error(613, "Calls to this API have exceeded the rate limit", "FacebookApiException")
+        if self.transient_rate and self.random.random() < self.transient_rate:
+            return 500, {"error": {"message": "An unexpected error has occurred. Please retry your request later.",
+                                   "type": "OAuthException", "is_transient": True, "code": 2, "fbtrace_id": "Fake"}}
+        return self._read(path.strip("/").split("/"), query, page_id)
+
+    def _over_limit(self, page_id: str) -> bool:
+        window, now = self.windows[page_id], time.monotonic()
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        window.append(now)  # throttled attempts count too, as Meta's do
+        return len(window) > self.calls_per_second
+
+    def _read(self, parts: list[str], query: dict, page_id: str) -> tuple[int, dict]:
+        if len(parts) == 2 and parts[1] == "conversations" and parts[0] == page_id:
+            return 200, self._conversations(page_id, query)
+        if len(parts) == 1 and parts[0] in self.conversations:
+            conversation = self.conversations[parts[0]]
+            if conversation.page_id == page_id:
+                return 200, self._conversation_node(conversation, query.get("fields", ""))
+        if len(parts) == 1 and parts[0] in self.messages:
+            return self._message(parts[0], page_id)
+        return 400, _error(100, f"Unsupported get request. Object with ID '{parts[-1]}' does not exist, cannot be "
+                                "loaded due to missing permissions, or does not support this operation",
+                           "GraphMethodException", 33)
+
+    def _conversations(self, page_id: str, query: dict) -> dict:
+        platform = query.get("platform", "messenger")
+        found = [c for c in self.conversations.values() if c.page_id == page_id and c.platform == platform
+                 and (not query.get("user_id") or c.user_id == query["user_id"])]
+        found.sort(key=lambda c: c.updated_time(), reverse=True)
+        nodes = [self._conversation_node(c, query.get("fields", "")) for c in found]
+        return _page(nodes, query, limit=int(query.get("limit", DEFAULT_PAGE)))
+
+    def _conversation_node(self, conversation: Conversation, fields: str) -> dict:
+        node = {"id": conversation.id, "updated_time": conversation.updated_time()}
+        nested = re.search(r"messages(?:\.limit\((\d+)\))?(\{[^}]*\})?", fields)
+        if nested:
+            limit = int(nested.group(1) or DEFAULT_PAGE)
+            detailed = bool(nested.group(2))
+            items = [self._message_item(conversation, m, detailed) for m in conversation.messages]
+            node["messages"] = _page(items, {}, limit=limit)
+        return node
+
+    def _message_item(self, conversation: Conversation, message: dict, detailed: bool) -> dict:
+        position = conversation.messages.index(message)
+        if detailed and position < NEWEST_WITH_DETAILS:
+            return dict(message)
+        return {"id": message["id"], "created_time": message["created_time"]}
+
+    def _message(self, mid: str, page_id: str) -> tuple[int, dict]:
+        conversation, message = self.messages[mid]
+        if conversation.page_id != page_id or conversation.messages.index(message) >= NEWEST_WITH_DETAILS:
+            return 400, _error(100, f"Unsupported get request. Object with ID '{mid}' does not exist, cannot be "
+                                    "loaded due to missing permissions, or does not support this operation",
+                               "GraphMethodException", 33)
+        return 200, dict(message)
+
+
+def _page(items: list[dict], query: dict, *, limit: int) -> dict:
+    start = int(query.get("after", "0") or 0)
+    chunk = items[start:start + limit]
+    paging = {"cursors": {"before": str(start), "after": str(start + len(chunk))}}
+    if start + limit < len(items):
+        paging["next"] = f"?after={start + len(chunk)}&limit={limit}"
+    return {"data": chunk, "paging": paging}
+
+
+def _error(code: int, message: str, kind: str, subcode: int | None = None) -> dict:
+    error = {"message": message, "type": kind, "code": code, "fbtrace_id": "AFakeTrace"}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return {"error": error}
+
+
+def _proof(secret: str, token: str) -> str:
+    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+class FakeGraphServer:
+    """Serves a GraphWorld on 127.0.0.1 at an ephemeral port; use as a context manager."""
+
+    def __init__(self, world: GraphWorld):
+        self.world = world
+        handler = type("Handler", (_Handler,), {"world": world})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeGraphServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    world: GraphWorld
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        url = urlparse(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        path = re.sub(r"^/v\d+\.\d+", "", url.path)
+        status, body, headers = self.world.answer(path, query)
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:
+        pass

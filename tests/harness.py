@@ -1,0 +1,156 @@
+"""Start inbox-relay for real (`inbox-relay run` in a subprocess), post signed deliveries, wait on results."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import redis
+
+from webhook_app.signature import sign
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
+TEST_REDIS = "redis://127.0.0.1:6379"
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 20.0, interval: float = 0.05,
+             message: str = "condition") -> object:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(url: str, body: bytes, *, secret: str | None = SECRET, headers: dict | None = None) -> tuple[int, bytes]:
+    """POST raw bytes, signed with `secret` unless it is None; returns (status, body)."""
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    if secret is not None:
+        all_headers["X-Hub-Signature-256"] = sign(secret, body)
+    request = urllib.request.Request(url, data=body, headers=all_headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every record of a jsonl file (none if it does not exist yet)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def redis_url(db: int) -> str:
+    """A database of the machine's Redis, emptied for the test."""
+    url = f"{TEST_REDIS}/{db}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def write_config(path: Path, *, graph_url: str, accounts: list[dict], broker_url: str = "",
+                 handlers: list[dict] | None = None, extra: dict | None = None) -> Path:
+    """Write a configuration file for a test system."""
+    lines = ["[meta]", f"app_secrets = {toml_value([SECRET, 'second-secret'])}",
+             f"verify_token = {toml_value(VERIFY_TOKEN)}", f"graph_url = {toml_value(graph_url)}"]
+    for key, value in (extra or {}).get("meta", {}).items():
+        lines.append(f"{key} = {toml_value(value)}")
+    for section in ("queue", "hydration", "web"):
+        values = {"broker_url": broker_url, "data_dir": "var"} if section == "queue" else {}
+        values.update((extra or {}).get(section, {}))
+        if values:
+            lines += [f"[{section}]"] + [f"{k} = {toml_value(v)}" for k, v in values.items()]
+    for account in accounts:
+        lines += ["[[accounts]]"] + [f"{k} = {toml_value(v)}" for k, v in account.items()]
+    for handler in handlers or [{"type": "jsonl", "path": "var/events.jsonl"}]:
+        lines += ["[[handlers]]"] + [f"{k} = {toml_value(v)}" for k, v in handler.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class RelayProcess:
+    """`inbox-relay run` on a free port, in a short temp dir (unix socket paths are short)."""
+
+    def __init__(self, config_for: Callable[[Path], Path]):
+        self.dir = Path(tempfile.mkdtemp(prefix="ir-", dir="/tmp"))
+        self.config = config_for(self.dir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = self.dir / "run.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def events_path(self) -> Path:
+        return self.dir / "var" / "events.jsonl"
+
+    def start(self) -> "RelayProcess":
+        command = [sys.executable, "-m", "workers.cli", "run", "--config", str(self.config),
+                   "--port", str(self.port)]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        wait_for(self._healthy, timeout=60, message=f"inbox-relay to answer (log: {self.log})")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"inbox-relay exited early:\n{self.log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.returncode if self.process else 0
+
+    def post(self, body: bytes, **kwargs) -> tuple[int, bytes]:
+        return post(self.url + "/webhook", body, **kwargs)
+
+    def events(self) -> list[dict]:
+        return read_jsonl(self.events_path)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+
+from workers.config import load_settings, settings_from_dict
+from workers.errors import ConfigError
+
+MINIMAL = {"meta": {"app_secrets": ["s1"], "verify_token": "v"}}
+
+
+def test_minimal_configuration_has_sane_defaults():
+    settings = settings_from_dict(MINIMAL, env={})
+    assert settings.app_secrets == ("s1",)
+    assert settings.graph_url == "https://graph.facebook.com"
+    assert settings.embedded and settings.celery_broker_url.startswith("redis+socket://")
+    assert settings.redis_store_url.startswith("unix://")
+    assert settings.max_body_bytes == 1024 * 1024
+
+
+@pytest.mark.parametrize("doc, key", [
+    ({"meta": {"verify_token": "v"}}, "meta.app_secrets"),
+    ({"meta": {"app_secrets": ["s"]}}, "meta.verify_token"),
+    ({**MINIMAL, "queue": {"brokr_url": "x"}}, "queue.brokr_url"),
+    ({**MINIMAL, "extra": {}}, "extra"),
+    ({"meta": {"app_secrets": "s", "verify_token": "v"}}, "meta.app_secrets"),
+    ({"meta": {"app_secrets": [], "verify_token": "v"}}, "meta.app_secrets"),
+    ({**MINIMAL, "accounts": [{"page_id": 1, "access_token": "t"}]}, "accounts[0].page_id"),
+    ({**MINIMAL, "accounts": [{"page_id": "1"}]}, "accounts[0].access_token"),
+    ({**MINIMAL, "handlers": [{"path": "x"}]}, "handlers[0].type"),
+    ({**MINIMAL, "handlers": [{"type": "jsonl"}, {"type": "jsonl"}]}, "handlers[1].name"),
+    ({**MINIMAL, "queue": {"broker_url": "amqp://guest@localhost//"}}, "queue.store_url"),
+    ({**MINIMAL, "web": {"max_body_bytes": "big"}}, "web.max_body_bytes"),
+])
+def test_errors_name_the_key(doc, key):
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        settings_from_dict(doc, env={}).redis_store_url
+
+
+def test_environment_overrides_secrets():
+    doc = {"meta": {"app_secrets": ["file"], "verify_token": "file"},
+           "accounts": [{"page_id": "42"}]}
+    env = {"META_APP_SECRET": "a, b", "META_VERIFY_TOKEN": "env-token", "META_PAGE_TOKEN_42": "tok"}
+    settings = settings_from_dict(doc, env=env)
+    assert settings.app_secrets == ("a", "b")
+    assert settings.verify_token == "env-token"
+    assert settings.accounts[0].access_token == "tok"
+
+
+def test_file_paths_are_relative_to_the_file(tmp_path: Path):
+    path = tmp_path / "conf.toml"
+    path.write_text('[meta]\napp_secrets=["s"]\nverify_token="v"\n[queue]\ndata_dir="data"\n'
+                    '[[handlers]]\ntype="jsonl"\npath="out/e.jsonl"\n')
+    settings = load_settings(path, env={})
+    assert settings.data_dir == tmp_path / "data"
+    assert settings.handlers[0].options["path"] == str(tmp_path / "out/e.jsonl")
+
+
+def test_missing_file_and_bad_toml_are_clear(tmp_path: Path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[meta\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad, env={})
+    with pytest.raises(ConfigError, match="INBOX_RELAY_CONFIG"):
+        load_settings(None, env={})
+
+
+def test_instagram_account_maps_to_its_page():
+    doc = {**MINIMAL, "accounts": [{"page_id": "1", "instagram_id": "178", "access_token": "t"}]}
+    settings = settings_from_dict(doc, env={})
+    assert settings.account_for("178").page_id == "1"
+    assert settings.account_for("1").page_id == "1"
+    assert settings.account_for("2") is None
