@@ -153,4 +153,44 @@ class RelayProcess:
 
     def cleanup(self) -> None:
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not os.environ.get("INBOX_RELAY_KEEP_TEST_DIRS"):  # set it to read a failed run's log
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class GraphBackedRelay:
+    """A fake Graph world served over HTTP plus `inbox-relay run` pointed at it; a context manager."""
+
+    def __init__(self, world, accounts: list[dict], *, broker_url: str = "", extra: dict | None = None,
+                 handlers: list[dict] | None = None):
+        from tests.fake_graph import FakeGraphServer
+
+        self.world, self.accounts, self.extra, self.handlers = world, accounts, extra, handlers
+        self.server = FakeGraphServer(world)
+        self.broker_url = broker_url
+        self.relay: RelayProcess | None = None
+
+    def write_config(self, directory: Path, accounts: list[dict] | None = None) -> Path:
+        return write_config(directory / "inbox-relay.toml", graph_url=self.server.url,
+                            accounts=accounts or self.accounts, broker_url=self.broker_url,
+                            extra=self.extra, handlers=self.handlers)
+
+    def __enter__(self) -> RelayProcess:
+        self.server.__enter__()
+        self.relay = RelayProcess(self.write_config).start()
+        self.relay.world = self.world
+        self.relay.store_url = self.broker_url or f"unix://{self.relay.dir / 'var' / 'redis.sock'}"
+        return self.relay
+
+    def __exit__(self, *exc) -> None:
+        self.relay.cleanup()
+        self.server.__exit__()
+
+
+def message_body(account: str, user: str, mid: str, *, platform_object: str = "page",
+                 timestamp: int | None = None, text: str = "hello") -> bytes:
+    """A webhook delivery of one incoming message, escaped as Meta sends it."""
+    stamp = timestamp or int(time.time() * 1000)
+    envelope = {"object": platform_object, "entry": [{"id": account, "time": stamp, "messaging": [
+        {"sender": {"id": user}, "recipient": {"id": account}, "timestamp": stamp,
+         "message": {"mid": mid, "text": text}}]}]}
+    return json.dumps(envelope).replace("/", "\\/").encode()

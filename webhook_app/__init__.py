@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from webhook_app.inbox import Inbox
 from webhook_app.relay import Relay, celery_publisher
 from workers.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +26,11 @@ class WebState:
     relay: Relay
 
 
-def create_app(settings: Settings | None = None, *, start_relay: bool = True) -> Flask:
+def create_app(settings: Settings | None = None, *, start_relay: bool = True) -> "Flask":
     """The Flask app; reads INBOX_RELAY_CONFIG when no settings are given."""
+    # Flask is imported here so that the CLI can read the inbox without loading a web framework.
+    from flask import Flask
+
     from webhook_app.routes import blueprint
     from workers.celery_config import create_celery
 

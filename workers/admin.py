@@ -77,8 +77,12 @@ def replay_dead_letter(rt: Runtime, letter: dict) -> str:
 
 
 def replay_dead_letters(rt: Runtime, where: LetterFilter) -> int:
-    """Replay every matching dead letter; returns how many."""
+    """Replay every matching dead letter; returns how many (none if a handler is missing)."""
     letters = list_dead_letters(rt.store, where)
+    missing = sorted({letter["handler"] for letter in letters} - set(rt.handlers))
+    if missing:
+        raise AdminError(f"handler(s) {', '.join(missing)} not configured; add them to [[handlers]] "
+                         "or narrow the selection with --handler")
     for letter in letters:
         replay_dead_letter(rt, letter)
     return len(letters)
@@ -86,7 +90,11 @@ def replay_dead_letters(rt: Runtime, where: LetterFilter) -> int:
 
 def purge_dead_letters(store: Store, where: LetterFilter) -> int:
     """Delete every matching dead letter for good; returns how many."""
-    letters = list_dead_letters(store, where)
+    return remove_dead_letters(store, list_dead_letters(store, where))
+
+
+def remove_dead_letters(store: Store, letters: list[dict]) -> int:
+    """Delete exactly these dead letters (as listed earlier); returns how many."""
     for letter in letters:
         store.remove_dead_letter(letter["handler"], letter["event"]["id"])
     return len(letters)

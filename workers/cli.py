@@ -8,17 +8,11 @@ import sys
 
 import click
 
-from workers.config import Settings, load_settings
+from workers.cli_admin import dead_letters, deliveries
+from workers.cli_util import config_option
+from workers.cli_util import settings_or_exit as _settings
+from workers.config import Settings
 from workers.errors import RelayError
-
-CONFIG_HELP = "TOML configuration file (default: $INBOX_RELAY_CONFIG)."
-
-
-def _settings(config: str | None) -> Settings:
-    try:
-        return load_settings(config)
-    except RelayError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _check_handlers(settings: Settings) -> None:
@@ -28,10 +22,6 @@ def _check_handlers(settings: Settings) -> None:
         load_handlers(settings)
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-config_option = click.option("--config", "config", type=click.Path(dir_okay=False),
-                             envvar="INBOX_RELAY_CONFIG", help=CONFIG_HELP)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -91,6 +81,9 @@ def _exec(command: list[str], settings: Settings) -> None:
     os.environ["INBOX_RELAY_CONFIG"] = str(settings.source.resolve())
     os.execvp(command[0], command)
 
+
+main.add_command(dead_letters)
+main.add_command(deliveries)
 
 if __name__ == "__main__":
     main()

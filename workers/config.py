@@ -52,6 +52,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     coalesce_seconds: float = 0.3
     hydrate_max_age: float = 3600.0
+    throttle_seconds: float = 60.0
+    paused_recheck_seconds: float = 30.0
     source: Path | None = None
 
     @property
@@ -97,7 +99,8 @@ _ACCOUNT = {"page_id": (str, REQUIRED), "access_token": (str, ""), "instagram_id
 _QUEUE = {"broker_url": (str, ""), "store_url": (str, ""), "data_dir": (str, "./var"),
           "visibility_timeout": (float, 600.0)}
 _WEB = {"max_body_bytes": (int, 1024 * 1024)}
-_HYDRATION = {"coalesce_seconds": (float, 0.3), "max_age": (float, 3600.0)}
+_HYDRATION = {"coalesce_seconds": (float, 0.3), "max_age": (float, 3600.0),
+              "throttle_seconds": (float, 60.0), "paused_recheck_seconds": (float, 30.0)}
 _HANDLER_POLICY = {"type": (str, REQUIRED), "name": (str, None), "max_attempts": (int, 8),
                    "max_age": (float, 3600.0)}
 _TOP = {"meta", "accounts", "queue", "web", "hydration", "handlers"}
@@ -141,6 +144,8 @@ def settings_from_dict(doc: dict, *, env: dict | None = None, source: Path | Non
         broker_url=queue["broker_url"], store_url=queue["store_url"], data_dir=data_dir,
         visibility_timeout=queue["visibility_timeout"], max_body_bytes=web["max_body_bytes"],
         coalesce_seconds=hydration["coalesce_seconds"], hydrate_max_age=hydration["max_age"],
+        throttle_seconds=hydration["throttle_seconds"],
+        paused_recheck_seconds=hydration["paused_recheck_seconds"],
         source=source,
     )
 

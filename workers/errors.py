@@ -34,10 +34,10 @@ class GraphRetryable(GraphError):
 
 
 class GraphThrottled(GraphError):
-    """The account or app is throttled; `retry_after` is the wait in seconds."""
+    """The account or app is throttled; `retry_after` is the wait the usage headers ask (0: unsaid)."""
 
     def __init__(self, message: str, code: int | None = None, subcode: int | None = None,
-                 retry_after: float = 60.0):
+                 retry_after: float = 0.0):
         super().__init__(message, code, subcode)
         self.args = (message, code, subcode, retry_after)
         self.retry_after = retry_after

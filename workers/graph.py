@@ -16,10 +16,9 @@ from workers.errors import (GraphError, GraphPermanent, GraphRetryable, GraphThr
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_CODES = {1, 2}
+RETRYABLE_CODES = {1, 2, 1200}  # 1200: "temporary send message failure"
 THROTTLED_CODES = {4, 17, 32, 613, 80001, 80002, 80006}
 TOKEN_CODES = {190, 102}
-DEFAULT_THROTTLE_WAIT = 60.0
 PRESSURE_PERCENT = 90       # back off once any usage header reports this share of a limit
 PRESSURE_WAIT = 30.0
 
@@ -70,7 +69,7 @@ def classify(status: int, body: dict | None, backoff: float = 0.0) -> GraphError
     code, subcode = error.get("code"), error.get("error_subcode")
     message = str(error.get("message", ""))[:300]
     if code in THROTTLED_CODES or status == 429:
-        return GraphThrottled(message, code, subcode, retry_after=backoff or DEFAULT_THROTTLE_WAIT)
+        return GraphThrottled(message, code, subcode, retry_after=backoff)
     if code in TOKEN_CODES:
         return GraphTokenInvalid(message, code, subcode)
     if code in RETRYABLE_CODES or error.get("is_transient") or status >= 500:

@@ -18,9 +18,10 @@ from workers.hydrate import hydrate_thread, unavailable
 from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
-PAUSE_RECHECK = 30.0
 SWEEP_EVERY = 60.0
-TASK_OPTIONS = {"bind": True, "max_retries": None, "acks_late": True}
+# Anything unforeseen (a Redis blip, a bug) retries with capped backoff instead of losing the task.
+TASK_OPTIONS = {"bind": True, "max_retries": None, "acks_late": True, "autoretry_for": (Exception,),
+                "retry_backoff": True, "retry_backoff_max": 300, "retry_jitter": True}
 
 
 @shared_task(name="inbox_relay.ingest", **TASK_OPTIONS)
@@ -56,53 +57,60 @@ def deliver(self, queue: str) -> None:
 
 
 @shared_task(name="inbox_relay.hydrate", **TASK_OPTIONS)
-def hydrate(self, queue: str) -> None:
-    """Hydrate the pending messages of one conversation with one Graph call under the budget."""
+def hydrate(self, queue: str, failures: int = 0) -> None:
+    """Hydrate the pending messages of one conversation with one Graph call under the budget.
+
+    `failures` counts transient Graph errors only, so waiting for budget never inflates the backoff.
+    """
     rt = runtime()
     events = [Event.from_dict(record) for record in rt.store.peek(queue, 100)]
     pending = [event for event in events if event.hydration == "pending"]
     _settle(rt, queue, [event for event in events if event.hydration != "pending"])
     if pending:
-        delay = _hydrate_pending(rt, queue, pending, attempt=self.request.retries + 1)
+        delay, failed = _hydrate_pending(rt, queue, pending, failures=failures)
         if delay is not None:
-            raise self.retry(countdown=min(delay, pipeline.MAX_COUNTDOWN))
+            raise self.retry(countdown=min(delay, pipeline.MAX_COUNTDOWN),
+                             kwargs={"failures": failures + 1 if failed else failures})
     pipeline.finish(rt, queue)
 
 
-def _hydrate_pending(rt: Runtime, queue: str, pending: list[Event], *, attempt: int) -> float | None:
+def _hydrate_pending(rt: Runtime, queue: str, pending: list[Event], *,
+                     failures: int) -> tuple[float | None, bool]:
+    """Returns (seconds until the next try or None when settled, whether this try failed)."""
     account = rt.settings.account_for(pending[0].account_id)
     if account is None:
         _settle(rt, queue, [unavailable(e, "no [[accounts]] entry for this account id") for e in pending])
-        return None
+        return None, False
     if _is_paused(rt, account):
-        return PAUSE_RECHECK
+        return rt.settings.paused_recheck_seconds, False
     wait = rt.store.take_call(account.page_id, account.calls_per_second)
     if wait:
-        return wait
+        return wait, False
     try:
         outcome = hydrate_thread(pending, account, graph=rt.graph, store=rt.store)
     except GraphThrottled as exc:
-        rt.store.block_calls(account.page_id, exc.retry_after)
-        log.warning("account=%s throttled (code %s); waiting %.0fs", account.page_id, exc.code, exc.retry_after)
-        return exc.retry_after
+        wait = exc.retry_after or rt.settings.throttle_seconds
+        rt.store.block_calls(account.page_id, wait)
+        log.warning("account=%s throttled (code %s); waiting %.0fs", account.page_id, exc.code, wait)
+        return wait, False
     except GraphTokenInvalid as exc:
         rt.store.pause_account(account.page_id, fingerprint(account.access_token), f"code {exc.code}")
         log.error("account=%s token invalid (code %s): hydration paused until the token is replaced",
                   account.page_id, exc.code)
-        return PAUSE_RECHECK
+        return rt.settings.paused_recheck_seconds, False
     except GraphRetryable as exc:
-        return _transient(rt, queue, pending, exc, attempt)
+        return _transient(rt, queue, pending, exc, failures + 1), True
     _settle(rt, queue, outcome.settled)
-    return pipeline.backoff(attempt) if outcome.waiting else None
+    return (pipeline.backoff(failures + 1), True) if outcome.waiting else (None, False)
 
 
-def _transient(rt: Runtime, queue: str, pending: list[Event], exc: Exception, attempt: int) -> float | None:
+def _transient(rt: Runtime, queue: str, pending: list[Event], exc: Exception, failures: int) -> float | None:
     oldest = min((e.timestamp or 0) for e in pending) / 1000
     if oldest and time.time() - oldest > rt.settings.hydrate_max_age:
         _settle(rt, queue, [unavailable(e, f"gave up after transient errors: {exc}") for e in pending])
         return None
-    log.warning("transient graph error (attempt %d): %s", attempt, type(exc).__name__)
-    return pipeline.backoff(attempt)
+    log.warning("transient graph error (failure %d): %s", failures, type(exc).__name__)
+    return pipeline.backoff(failures)
 
 
 def _is_paused(rt: Runtime, account) -> bool:

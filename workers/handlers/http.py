@@ -38,7 +38,7 @@ def parse_secret(secret: str) -> Webhook:
 
 
 class HttpHandler:
-    """POSTs the event record to `url`; 2xx is success, 408/429/5xx/network retry, other 4xx reject."""
+    """POSTs the event record to `url`: 2xx succeeds; 408, 429, 5xx, network retry; others reject."""
 
     def __init__(self, *, name: str = "http", url: str, secret: str | None = None,
                  timeout: float = 10.0, headers: dict | None = None):

@@ -1,0 +1,132 @@
+"""Hydration within Meta's limits, end to end on a real worker: the shared budget, coalescing,
+throttling, transient errors, invalid tokens, appsecret_proof."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.fake_graph import GraphWorld
+from tests.harness import GraphBackedRelay, message_body, redis_url, wait_for
+from workers.store import Store
+
+FAST = {"hydration": {"coalesce_seconds": 0.3, "throttle_seconds": 1.0, "paused_recheck_seconds": 0.5}}
+
+
+def _world(pages, **kwargs) -> GraphWorld:
+    world = GraphWorld(**kwargs)
+    for page in pages:
+        world.add_account(page, f"token-{page}")
+    return world
+
+
+def _accounts(pages) -> list[dict]:
+    return [{"page_id": p, "access_token": f"token-{p}"} for p in pages]
+
+
+def _seed(world, page, users, per_user) -> list[tuple[str, str, str]]:
+    """Messages in the world, oldest first; returns (page, user, mid) for each."""
+    sent = []
+    for user in users:
+        for n in range(per_user):
+            mid = f"m_{page}_{user}_{n}"
+            world.add_message(page, "messenger", user, mid, text=f"text {n}")
+            sent.append((page, user, mid))
+    return sent
+
+
+def _post_all(relay, sent) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda s: relay.post(message_body(*s))[0], sent))
+    assert statuses == [200] * len(sent)
+
+
+def _complete(relay, sent, timeout=40) -> dict:
+    mids = {mid for _, _, mid in sent}
+
+    def done():
+        records = {r["mid"]: r for r in relay.events() if r["mid"] in mids}
+        return records if len(records) == len(mids) else None
+    records = wait_for(done, timeout=timeout, message=f"{len(mids)} hydrated messages")
+    assert {r["hydration"] for r in records.values()} == {"complete"}
+    return records
+
+
+def test_a_burst_in_one_conversation_costs_one_or_two_calls():
+    world = _world(["P1"])
+    sent = _seed(world, "P1", ["U1"], 10)
+    with GraphBackedRelay(world, _accounts(["P1"]), extra=FAST) as relay:
+        _post_all(relay, sent)
+        records = _complete(relay, sent)
+    assert len({r["conversation_id"] for r in records.values()}) == 1
+    assert world.count(page_id="P1") <= 2, world.calls
+    assert world.throttled() == 0
+
+
+def test_many_conversations_on_two_accounts_are_never_throttled():
+    world = _world(["P1", "P2"])
+    sent = _seed(world, "P1", [f"U{n}" for n in range(6)], 2) + _seed(world, "P2", [f"V{n}" for n in range(6)], 2)
+    with GraphBackedRelay(world, _accounts(["P1", "P2"]), extra=FAST, broker_url=redis_url(6)) as relay:
+        _post_all(relay, sent)
+        _complete(relay, sent, timeout=60)
+    assert world.throttled() == 0
+    assert world.count() <= 12 * 2
+
+
+def test_throttled_answers_back_off_and_every_message_arrives():
+    world = _world(["P1"], calls_per_second=0.5)  # Meta stricter than the configured budget
+    sent = _seed(world, "P1", [f"U{n}" for n in range(5)], 1)
+    slow_retry = {"hydration": {**FAST["hydration"], "throttle_seconds": 2.5}}
+    with GraphBackedRelay(world, _accounts(["P1"]), extra=slow_retry) as relay:
+        _post_all(relay, sent)
+        _complete(relay, sent, timeout=90)
+    assert world.throttled() >= 1
+    assert world.throttled() < world.count() / 2, "no backing off after throttled answers"
+
+
+def test_transient_500s_are_retried():
+    world = _world(["P1"], transient_rate=0.2, seed=3)
+    sent = _seed(world, "P1", [f"U{n}" for n in range(8)], 1)
+    with GraphBackedRelay(world, _accounts(["P1"]), extra=FAST) as relay:
+        _post_all(relay, sent)
+        _complete(relay, sent, timeout=90)
+    assert world.count(status=500) >= 1
+
+
+def test_invalid_token_pauses_that_account_only_until_replaced():
+    world = _world(["P1", "P2"])
+    world.revoked.add("token-P1")
+    bad = _seed(world, "P1", ["U1"], 2)
+    good = _seed(world, "P2", ["V1"], 2)
+    system = GraphBackedRelay(world, _accounts(["P1", "P2"]), extra=FAST)
+    with system as relay:
+        _post_all(relay, bad + good)
+        _complete(relay, good)
+        store = Store(relay.store_url)
+        wait_for(lambda: store.paused("P1"), message="P1 paused")
+        assert store.paused("P2") is None
+        assert not [r for r in relay.events() if r["account_id"] == "P1"], "paused events must wait"
+        world.add_account("P1", "token-P1-new")
+        time.sleep(0.01)  # a distinct mtime for the rewritten file, which the worker reloads
+        system.write_config(relay.dir, [{"page_id": "P1", "access_token": "token-P1-new"},
+                                        {"page_id": "P2", "access_token": "token-P2"}])
+        _complete(relay, bad, timeout=30)
+        assert store.paused("P1") is None
+
+
+def test_appsecret_proof_is_sent_when_configured():
+    world = _world(["P1"], app_secret="test-app-secret")
+    sent = _seed(world, "P1", ["U1"], 1)
+    extra = {**FAST, "meta": {"appsecret_proof": True}}
+    with GraphBackedRelay(world, _accounts(["P1"]), extra=extra) as relay:
+        _post_all(relay, sent)
+        _complete(relay, sent)
+    assert world.count(code=100) == 0
+
+
+def test_budget_is_shared_and_spaced():
+    store = Store(redis_url(7))
+    assert store.take_call("A", 2.0) == 0
+    wait = store.take_call("A", 2.0)
+    assert 0.4 < wait <= 0.6
+    assert store.take_call("B", 2.0) == 0, "accounts have separate budgets"
+    store.block_calls("B", 5)
+    assert store.take_call("B", 2.0) > 4
