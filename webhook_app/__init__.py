@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None, *, start_relay: bool = True) ->
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     inbox = Inbox(settings.data_dir / "inbox.sqlite3")
-    relay = Relay(inbox, celery_publisher(create_celery(settings)))
+    relay_inbox = Inbox(inbox.path, synchronous="NORMAL")
+    relay = Relay(relay_inbox, celery_publisher(create_celery(settings)))
     app.extensions["inbox_relay"] = WebState(settings, inbox, relay if start_relay else None)
     app.register_blueprint(blueprint)
     if start_relay:

@@ -15,6 +15,7 @@ from webhook_app.inbox import Delivery, Inbox
 log = logging.getLogger(__name__)
 INGEST_TASK = "inbox_relay.ingest"
 IDLE_POLL = 0.5          # seconds between looks at the inbox when nobody wakes us
+GATHER = 0.002           # after a wake-up, let a few more deliveries arrive: fewer, larger batches
 MAX_OUTAGE_WAIT = 10.0   # longest pause between attempts while the broker is down
 PRUNE_EVERY = 3600.0
 
@@ -70,21 +71,24 @@ class Relay:
                 self._stop.wait(pause)
                 pause = min(pause * 2, MAX_OUTAGE_WAIT)
                 continue
-            if not moved:
-                self._wake.wait(IDLE_POLL)
+            if not moved and self._wake.wait(IDLE_POLL):
                 self._wake.clear()
+                self._stop.wait(GATHER)
             self._prune_now_and_then()
 
     def pump(self) -> int:
         """Publish one batch of deliveries; returns how many went to the broker."""
+        claimed = self.inbox.claim(self.owner)
         published: list[int] = []
         try:
-            for delivery in self.inbox.claim(self.owner):
+            for delivery in claimed:
                 self.publish(delivery)
                 published.append(delivery.id)
         finally:
             if published:
                 self.inbox.mark_published(published)
+            if len(published) < len(claimed):
+                self.inbox.release(self.owner)  # try the rest again without waiting out the lease
         return len(published)
 
     def _prune_now_and_then(self) -> None:

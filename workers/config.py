@@ -48,13 +48,18 @@ class Settings:
     broker_url: str = ""
     store_url: str = ""
     data_dir: Path = Path("./var")
-    visibility_timeout: float = 600.0
+    visibility_timeout: float = 60.0
     max_body_bytes: int = 1024 * 1024
     coalesce_seconds: float = 0.3
     hydrate_max_age: float = 3600.0
     throttle_seconds: float = 60.0
     paused_recheck_seconds: float = 30.0
     source: Path | None = None
+
+    @property
+    def max_countdown(self) -> float:
+        """The longest retry delay a task may ask for: Redis would hand a longer one out twice."""
+        return min(300.0, self.visibility_timeout / 2)
 
     @property
     def embedded(self) -> bool:
@@ -97,7 +102,7 @@ _META = {"app_secrets": (list, REQUIRED), "verify_token": (str, REQUIRED),
 _ACCOUNT = {"page_id": (str, REQUIRED), "access_token": (str, ""), "instagram_id": (str, None),
             "calls_per_second": (float, 2.0)}
 _QUEUE = {"broker_url": (str, ""), "store_url": (str, ""), "data_dir": (str, "./var"),
-          "visibility_timeout": (float, 600.0)}
+          "visibility_timeout": (float, 60.0)}
 _WEB = {"max_body_bytes": (int, 1024 * 1024)}
 _HYDRATION = {"coalesce_seconds": (float, 0.3), "max_age": (float, 3600.0),
               "throttle_seconds": (float, 60.0), "paused_recheck_seconds": (float, 30.0)}

@@ -13,11 +13,15 @@ from workers.store import Store
 
 log = logging.getLogger(__name__)
 BATCH = 100
+TIME_BUDGET = 10.0   # seconds one task spends on a queue before handing over (time limits)
 
 
 def drain(store: Store, loaded: LoadedHandler, queue: str) -> float | None:
     """Deliver the queue's events oldest first; returns a retry delay if the head must wait."""
+    started = time.monotonic()
     for record in store.peek(queue, BATCH):
+        if time.monotonic() - started > TIME_BUDGET:
+            return 0.0  # go on in a fresh task
         delay = deliver_one(store, loaded, queue, record)
         if delay is not None:
             return delay

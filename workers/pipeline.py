@@ -10,7 +10,6 @@ from workers.hydrate import unavailable
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
-MAX_COUNTDOWN = 300.0
 
 
 def hydration_queue(event: Event) -> str:
@@ -86,7 +85,7 @@ def finish(rt: Runtime, queue: str) -> None:
         schedule(rt, queue, countdown=countdown)
 
 
-def backoff(attempt: int, *, base: float = 1.0, cap: float = MAX_COUNTDOWN) -> float:
+def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
     """Exponential backoff with full jitter for the `attempt`-th retry (1-based)."""
     ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
     return random.uniform(ceiling / 2, ceiling)

@@ -66,6 +66,10 @@ class Store:
         """Take the flag `name` unless someone holds it."""
         return bool(self.redis.set(self.key("flag", name), "1", nx=True, px=int(ttl * 1000)))
 
+    def hold(self, name: str, ttl: float) -> None:
+        """Keep holding the flag `name` for another `ttl` seconds (a task that retries later)."""
+        self.redis.set(self.key("flag", name), "1", px=int(ttl * 1000))
+
     def release(self, name: str) -> None:
         """Give the flag `name` back."""
         self.redis.delete(self.key("flag", name))

@@ -15,6 +15,8 @@ from workers.embedded import ensure_embedded_redis, stop_embedded_redis
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+MAX_RESTARTS = 5       # restarts of one component within CRASH_WINDOW before giving up
+CRASH_WINDOW = 60.0
 
 
 def web_command(host: str, port: int, workers: int) -> list[str]:
@@ -33,25 +35,51 @@ def worker_command(concurrency: int) -> list[str]:
 
 def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
         concurrency: int = 2) -> int:
-    """Start everything, report readiness, stop everything on SIGINT or SIGTERM."""
+    """Start everything, restart what dies, stop everything on SIGINT or SIGTERM."""
     env = {**os.environ, "INBOX_RELAY_CONFIG": str(Path(settings.source).resolve())}
-    redis_process = ensure_embedded_redis(settings, daemonize=False) if settings.embedded else None
-    children: list[subprocess.Popen] = []
-    stopping = []
+    commands = {"web": web_command(host, port, web_workers), "worker": worker_command(concurrency)}
+    stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    redis_process = _start_redis(settings)
+    children = {name: _spawn(command, env) for name, command in commands.items()}
+    restarts: dict[str, list[float]] = {name: [] for name in commands}
     try:
-        children.append(_spawn(web_command(host, port, web_workers), env))
-        children.append(_spawn(worker_command(concurrency), env))
-        _wait_ready(f"http://{host}:{port}/healthz", children, stopping)
+        _wait_ready(f"http://{host}:{port}/healthz", list(children.values()), stopping)
         print(f"inbox-relay ready: webhook at http://{host}:{port}/webhook (Ctrl-C stops)", flush=True)
-        while not stopping and all(child.poll() is None for child in children):
+        while not stopping:
+            if redis_process is not None and redis_process.poll() is not None:
+                print("inbox-relay: the private redis exited; restarting it", flush=True)
+                redis_process = _start_redis(settings)
+            for name, child in children.items():
+                if child.poll() is not None:
+                    _note_restart(name, child.returncode, restarts[name])
+                    _signal_group(child, signal.SIGKILL)  # pool processes it may have left
+                    children[name] = _spawn(commands[name], env)
             time.sleep(0.2)
-        failed = [child for child in children if child.poll() not in (None, 0)]
-        return 1 if failed and not stopping else 0
+        return 0
+    except CrashLoop as exc:
+        print(f"inbox-relay: {exc}", file=sys.stderr, flush=True)
+        return 1
     finally:
-        _stop_all(children)
+        _stop_all(list(children.values()))
         stop_embedded_redis(redis_process)
+
+
+class CrashLoop(Exception):
+    """A component keeps dying right after it starts: stop rather than loop."""
+
+
+def _note_restart(name: str, code: int, history: list[float]) -> None:
+    now = time.monotonic()
+    history[:] = [t for t in history if now - t < CRASH_WINDOW] + [now]
+    if len(history) > MAX_RESTARTS:
+        raise CrashLoop(f"{name} exited {len(history)} times within {CRASH_WINDOW:.0f}s; see its log above")
+    print(f"inbox-relay: {name} exited with code {code}; restarting it", flush=True)
+
+
+def _start_redis(settings: Settings) -> subprocess.Popen | None:
+    return ensure_embedded_redis(settings, daemonize=False) if settings.embedded else None
 
 
 def _spawn(command: list[str], env: dict) -> subprocess.Popen:

@@ -52,7 +52,7 @@ def deliver(self, queue: str) -> None:
         return
     delay = drain(rt.store, loaded, queue)
     if delay is not None:
-        raise self.retry(countdown=delay)
+        raise _retry_later(self, rt, queue, delay)
     pipeline.finish(rt, queue)
 
 
@@ -69,9 +69,15 @@ def hydrate(self, queue: str, failures: int = 0) -> None:
     if pending:
         delay, failed = _hydrate_pending(rt, queue, pending, failures=failures)
         if delay is not None:
-            raise self.retry(countdown=min(delay, pipeline.MAX_COUNTDOWN),
-                             kwargs={"failures": failures + 1 if failed else failures})
+            raise _retry_later(self, rt, queue, delay, failures=failures + 1 if failed else failures)
     pipeline.finish(rt, queue)
+
+
+def _retry_later(task, rt: Runtime, queue: str, delay: float, **kwargs):
+    """The Retry to raise; the queue's flag is held until then so no second task starts on it."""
+    countdown = min(delay, rt.settings.max_countdown)
+    rt.store.hold(queue, ttl=countdown + rt.settings.visibility_timeout)
+    return task.retry(countdown=countdown, kwargs=kwargs or None)
 
 
 def _hydrate_pending(rt: Runtime, queue: str, pending: list[Event], *,

@@ -1,0 +1,75 @@
+"""Nothing accepted is lost when processes die: the worker, the private Redis, a web worker."""
+
+import json
+import signal
+
+import psutil
+import pytest
+
+from tests.harness import RelayProcess, wait_for, write_config
+from workers.events import parse_envelope
+
+PAGE = "424242"
+
+
+def _read(n: int) -> bytes:
+    return json.dumps({"object": "page", "entry": [{"id": PAGE, "time": n, "messaging": [
+        {"sender": {"id": f"user-{n % 7}"}, "recipient": {"id": PAGE}, "timestamp": 1_700_000_000_000 + n,
+         "read": {"watermark": n}}]}]}).encode()
+
+
+def _component(relay: RelayProcess, needle: str) -> psutil.Process:
+    """The outermost process of the run whose command line contains `needle`."""
+    for process in psutil.Process(relay.process.pid).children(recursive=True):
+        try:
+            if needle in " ".join(process.cmdline()) and needle not in " ".join(process.parent().cmdline()):
+                return process
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue  # killed and not yet reaped
+    return None
+
+
+@pytest.fixture()
+def relay():
+    relay = RelayProcess(lambda d: write_config(d / "c.toml", graph_url="http://127.0.0.1:9", accounts=[],
+                                                extra={"queue": {"visibility_timeout": 10}}))
+    relay.start()
+    yield relay
+    relay.cleanup()
+
+
+def _post_stream(relay, numbers) -> set[str]:
+    accepted = set()
+    for n in numbers:
+        body = _read(n)
+        if relay.post(body)[0] == 200:
+            accepted |= {e.id for e in parse_envelope(json.loads(body))}
+    return accepted
+
+
+def _delivered_once(relay, accepted: set[str], timeout: float = 60) -> None:
+    wait_for(lambda: accepted <= {r["id"] for r in relay.events()}, timeout=timeout,
+             message=f"{len(accepted)} accepted events")
+    ids = [r["id"] for r in relay.events()]
+    assert len(ids) == len(set(ids)), "an event reached the handler twice"
+
+
+@pytest.mark.parametrize("needle", ["celery", "redis-server"])
+def test_killed_component_loses_nothing(relay, needle):
+    accepted = _post_stream(relay, range(0, 20))
+    victim = _component(relay, needle)
+    for process in [victim, *victim.children(recursive=True)]:
+        process.send_signal(signal.SIGKILL)
+    accepted |= _post_stream(relay, range(20, 40))
+    assert len(accepted) == 40, "the web node must accept while the broker or worker is down"
+    wait_for(lambda: getattr(_component(relay, needle), "pid", victim.pid) != victim.pid, timeout=30,
+             message=f"{needle} restarted")
+    _delivered_once(relay, accepted)
+
+
+def test_killed_web_worker_loses_no_accepted_delivery(relay):
+    accepted = _post_stream(relay, range(0, 10))
+    web_workers = _component(relay, "gunicorn").children()
+    web_workers[0].send_signal(signal.SIGKILL)
+    accepted |= _post_stream(relay, range(10, 30))
+    _delivered_once(relay, accepted)
