@@ -1,0 +1,148 @@
+"""Issue 2 benchmark: POST-to-handler latency of inbox-relay, and POST /webhook ack latency and
+throughput against a bare Flask app (HMAC check only) on gunicorn with the same worker count.
+
+    cd /work/main && .venv/bin/python bench/latency.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+from bench.common import JsonlTail, messaging_body, percentile, table  # noqa: E402
+from tests.harness import SECRET, RelayProcess, free_port, post, wait_for, write_config  # noqa: E402
+from webhook_app.signature import sign  # noqa: E402
+
+PAGE = "100000000000001"
+WEB_WORKERS = 2        # what `inbox-relay run` starts by default
+THREADS = 4
+BODY_BYTES = 2048      # the size DESIGN.md measured with
+WARM_UP = 100
+
+
+def read_body(sender: str, *, padding: int = 0) -> bytes:
+    """A delivery with one `read` event, which needs no Graph call."""
+    now = int(time.time() * 1000)
+    return messaging_body(PAGE, sender, {"read": {"watermark": now}}, timestamp=now, padding=padding)
+
+
+def sized_bodies(prefix: str, count: int) -> list[tuple[bytes, str]]:
+    """`count` distinct signed deliveries of about BODY_BYTES each, with their signatures."""
+    padding = BODY_BYTES - len(read_body(f"{prefix}000000"))
+    bodies = [read_body(f"{prefix}{n:06d}", padding=padding) for n in range(count)]
+    return [(body, sign(SECRET, body)) for body in bodies]
+
+
+def end_to_end(relay: RelayProcess, count: int) -> list[float]:
+    """Seconds from each POST to its record in the jsonl file, one delivery at a time."""
+    tail, seen, latencies = JsonlTail(relay.events_path), set(), []
+    for n in range(count + 3):  # the first three warm up the worker's connections
+        sender = f"e2e{n:06d}"
+        began = time.perf_counter()
+        status, _ = relay.post(read_body(sender))
+        assert status == 200, status
+        wait_for(lambda: seen.update(r["sender_id"] for r in tail.read()) or sender in seen,
+                 timeout=20, interval=0.002, message=f"the record of {sender}")
+        if n >= 3:
+            latencies.append(time.perf_counter() - began)
+    return latencies
+
+
+def hammer(url: str, signed: list[tuple[bytes, str]]) -> tuple[list[float], float, int]:
+    """POST every body from THREADS threads (a Session each); latencies, wall seconds, non-200 count."""
+    def client(chunk: list[tuple[bytes, str]]) -> tuple[list[float], int]:
+        session, latencies, failed = requests.Session(), [], 0
+        for body, signature in chunk:
+            headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+            began = time.perf_counter()
+            status = session.post(url, data=body, headers=headers, timeout=10).status_code
+            latencies.append(time.perf_counter() - began)
+            failed += status != 200
+        return latencies, failed
+    began = time.perf_counter()
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(client, [signed[i::THREADS] for i in range(THREADS)]))
+    seconds = time.perf_counter() - began
+    return [x for latencies, _ in results for x in latencies], seconds, sum(f for _, f in results)
+
+
+def ack_row(name: str, url: str, signed: list[tuple[bytes, str]]) -> list:
+    """Warm up, then measure one server; a table row."""
+    hammer(url, signed[:WARM_UP])
+    latencies, seconds, failed = hammer(url, signed[WARM_UP:])
+    return [name, len(latencies), failed, ms(statistics.median(latencies)), ms(percentile(latencies, 90)),
+            f"{len(latencies) / seconds:.0f}"]
+
+
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds with one decimal."""
+    return f"{seconds * 1000:.1f}"
+
+
+def bare_server() -> tuple[subprocess.Popen, str]:
+    """bench/bare_app.py on gunicorn (sync, WEB_WORKERS workers) on a free port; process and URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(WEB_WORKERS), "--worker-class", "sync",
+               "--bind", f"127.0.0.1:{port}", "bench.bare_app:create_app()"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BARE_APP_SECRETS": f"{SECRET},second-secret"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _answers(url + "/healthz"), timeout=30, message="the bare app")
+    return process, url
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def main() -> None:
+    """Measure the bare baseline, then inbox-relay end to end and at the ack; print the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer deliveries")
+    quick = parser.parse_args().quick
+    singles, posts = (20, 800) if quick else (60, 3000)
+    print(f"ack: {THREADS} client threads, {posts} signed POSTs of ~{BODY_BYTES} bytes "
+          f"(+{WARM_UP} warm-up), gunicorn sync x{WEB_WORKERS}; end to end: {singles} single `read` deliveries")
+    process, url = bare_server()
+    try:
+        assert post(url + "/webhook", read_body("check"))[0] == 200
+        bare = ack_row("bare Flask + HMAC", url + "/webhook", sized_bodies("bare", posts + WARM_UP))
+    finally:
+        process.terminate()
+        process.wait(20)
+    relay = RelayProcess(lambda d: write_config(d / "inbox-relay.toml", graph_url="http://127.0.0.1:9",
+                                                accounts=[{"page_id": PAGE, "access_token": "unused"}]))
+    try:
+        relay.start()
+        e2e = end_to_end(relay, singles)
+        ours = ack_row("inbox-relay", relay.url + "/webhook", sized_bodies("ack", posts + WARM_UP))
+    finally:
+        relay.cleanup()
+    print("\nPOST to record in the jsonl file (one delivery at a time, `read` event, no Graph call):")
+    print(table(["deliveries", "median ms", "p90 ms", "min ms", "max ms"],
+                [[len(e2e), ms(statistics.median(e2e)), ms(percentile(e2e, 90)), ms(min(e2e)), ms(max(e2e))]]))
+    print("\nPOST /webhook answered 200:")
+    print(table(["server", "requests", "non-200", "median ms", "p90 ms", "req/s"], [ours, bare]))
+    ratio = [float(ours[i]) / float(bare[i]) for i in (5, 3, 4)]
+    print(f"\ninbox-relay / bare: throughput {ratio[0]:.2f}x, median latency {ratio[1]:.2f}x, "
+          f"p90 latency {ratio[2]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
