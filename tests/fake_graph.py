@@ -54,6 +54,7 @@ class GraphWorld:
         self.calls: list[dict] = []
         self.windows: dict[str, deque] = defaultdict(deque)
         self.usage_header: str | None = None
+        self.nested_details = True            # False: nested messages come as ids only
 
     # -- building the world ---------------------------------------------------------------
     def add_account(self, page_id: str, token: str) -> None:
@@ -151,7 +152,7 @@ class GraphWorld:
         nested = re.search(r"messages(?:\.limit\((\d+)\))?(\{[^}]*\})?", fields)
         if nested:
             limit = int(nested.group(1) or DEFAULT_PAGE)
-            detailed = bool(nested.group(2))
+            detailed = bool(nested.group(2)) and self.nested_details
             items = [self._message_item(conversation, m, detailed) for m in conversation.messages]
             node["messages"] = _page(items, {}, limit=limit)
         return node

@@ -112,6 +112,17 @@ def test_invalid_token_pauses_that_account_only_until_replaced():
         assert store.paused("P1") is None
 
 
+def test_messages_listed_without_details_are_fetched_by_id():
+    world = _world(["P1"])
+    world.nested_details = False
+    sent = _seed(world, "P1", ["U1"], 3)
+    with GraphBackedRelay(world, _accounts(["P1"]), extra=FAST) as relay:
+        _post_all(relay, sent)
+        records = _complete(relay, sent)
+    assert {r["message"]["message"] for r in records.values()} == {"text 0", "text 1", "text 2"}
+    assert world.count(page_id="P1") <= 1 + 3 + 1
+
+
 def test_appsecret_proof_is_sent_when_configured():
     world = _world(["P1"], app_secret="test-app-secret")
     sent = _seed(world, "P1", ["U1"], 1)

@@ -14,10 +14,11 @@ from workers import pipeline
 from workers.deliver import drain
 from workers.errors import GraphRetryable, GraphThrottled, GraphTokenInvalid
 from workers.events import Event, parse_envelope
-from workers.hydrate import hydrate_thread, unavailable
+from workers.hydrate import ONE_BY_ONE, hydrate_thread, unavailable
 from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
+HYDRATION_PENDING = {"pending", ONE_BY_ONE}
 SWEEP_EVERY = 60.0
 # Anything unforeseen (a Redis blip, a bug) retries with capped backoff instead of losing the task.
 TASK_OPTIONS = {"bind": True, "max_retries": None, "acks_late": True, "autoretry_for": (Exception,),
@@ -64,8 +65,8 @@ def hydrate(self, queue: str, failures: int = 0) -> None:
     """
     rt = runtime()
     events = [Event.from_dict(record) for record in rt.store.peek(queue, 100)]
-    pending = [event for event in events if event.hydration == "pending"]
-    _settle(rt, queue, [event for event in events if event.hydration != "pending"])
+    pending = [event for event in events if event.hydration in HYDRATION_PENDING]
+    _settle(rt, queue, [event for event in events if event.hydration not in HYDRATION_PENDING])
     if pending:
         delay, failed = _hydrate_pending(rt, queue, pending, failures=failures)
         if delay is not None:
@@ -107,6 +108,10 @@ def _hydrate_pending(rt: Runtime, queue: str, pending: list[Event], *,
     except GraphRetryable as exc:
         return _transient(rt, queue, pending, exc, failures + 1), True
     _settle(rt, queue, outcome.settled)
+    for event in outcome.unsettled:
+        rt.store.save_event(event.to_dict())
+    if outcome.one_by_one:
+        return 0.0, False  # the next call waits for budget anyway
     return (pipeline.backoff(failures + 1), True) if outcome.waiting else (None, False)
 
 
