@@ -51,7 +51,7 @@ class Settings:
     visibility_timeout: float = 60.0
     max_body_bytes: int = 1024 * 1024
     coalesce_seconds: float = 0.3
-    hydrate_max_age: float = 3600.0
+    hydrate_max_age: float = 600.0
     throttle_seconds: float = 60.0
     paused_recheck_seconds: float = 30.0
     source: Path | None = None
@@ -104,7 +104,7 @@ _ACCOUNT = {"page_id": (str, REQUIRED), "access_token": (str, ""), "instagram_id
 _QUEUE = {"broker_url": (str, ""), "store_url": (str, ""), "data_dir": (str, "./var"),
           "visibility_timeout": (float, 60.0)}
 _WEB = {"max_body_bytes": (int, 1024 * 1024)}
-_HYDRATION = {"coalesce_seconds": (float, 0.3), "max_age": (float, 3600.0),
+_HYDRATION = {"coalesce_seconds": (float, 0.3), "max_age": (float, 600.0),
               "throttle_seconds": (float, 60.0), "paused_recheck_seconds": (float, 30.0)}
 _HANDLER_POLICY = {"type": (str, REQUIRED), "name": (str, None), "max_attempts": (int, 8),
                    "max_age": (float, 3600.0)}

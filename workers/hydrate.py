@@ -49,11 +49,20 @@ def hydrate_thread(events: list[Event], account: Account, *, graph: GraphClient,
             return _hydrate_one(single or events[0], account, graph, store, conversation_id)
         if conversation_id is None:
             conversation_id, messages = _first_contact(events[0], account, customer, graph, store)
+            if conversation_id is None:
+                return _no_conversation(events)
         else:
             messages = _conversation_messages(conversation_id, account, graph, store)
     except GraphPermanent as exc:
         return Outcome(settled=[unavailable(e, f"graph: {exc}", conversation_id) for e in events])
     return _match(events, messages, conversation_id)
+
+
+def _no_conversation(events: list[Event]) -> Outcome:
+    # A brand-new conversation may take a moment to be listed: fresh events ask again.
+    fresh = [e for e in events if _not_visible_yet(e, 0)]
+    stale = [unavailable(e, "no conversation with this user") for e in events if e not in fresh]
+    return Outcome(settled=stale, waiting=fresh)
 
 
 def _hydrate_one(event: Event, account: Account, graph: GraphClient, store: Store,
@@ -67,12 +76,12 @@ def _hydrate_one(event: Event, account: Account, graph: GraphClient, store: Stor
 
 
 def _first_contact(event: Event, account: Account, customer: str, graph: GraphClient,
-                   store: Store) -> tuple[str | None, list[dict]]:
+                   store: Store) -> tuple[str | None, list[dict] | None]:
     params = {"platform": event.platform, "user_id": customer, "fields": f"id,{NESTED}"}
     body = _get(graph, store, account, f"{account.page_id}/conversations", params)
     conversations = body.get("data") or []
     if not conversations:
-        raise GraphPermanent("no conversation with this user")
+        return None, None
     conversation = conversations[0]
     store.remember_conversation(event.account_id, customer, conversation["id"])
     return conversation["id"], _nested_messages(conversation)
