@@ -23,8 +23,15 @@ def delivery_queue(handler: str, event: Event) -> str:
 
 
 def route(rt: Runtime, event: Event, *, force: bool = False) -> None:
-    """Send a freshly parsed event to hydration or straight to its handlers."""
-    if not force and _all_handlers_done(rt, event):
+    """Send a freshly parsed event to hydration or straight to its handlers.
+
+    `force` (a replay) hands the event again to handlers that already had it.
+    """
+    handlers = [h for h in rt.handlers.values() if h.accepts(event.kind)]
+    if force:
+        for loaded in handlers:
+            rt.store.forget_done(loaded.name, event.id)
+    elif handlers and all(rt.store.is_done(h.name, event.id) for h in handlers):
         return  # a repeated delivery: every handler already has this event
     if event.hydration == "pending":
         reason = _no_hydration_reason(rt, event)
@@ -33,7 +40,7 @@ def route(rt: Runtime, event: Event, *, force: bool = False) -> None:
             schedule(rt, hydration_queue(event), countdown=rt.settings.coalesce_seconds)
             return
         event = unavailable(event, reason)
-    dispatch(rt, event, force=force)
+    dispatch(rt, event)
 
 
 def _no_hydration_reason(rt: Runtime, event: Event) -> str | None:
@@ -45,23 +52,13 @@ def _no_hydration_reason(rt: Runtime, event: Event) -> str | None:
     return None
 
 
-def _all_handlers_done(rt: Runtime, event: Event) -> bool:
-    names = [h.name for h in rt.handlers.values() if h.accepts(event.kind)]
-    return bool(names) and all(rt.store.is_done(name, event.id) for name in names)
-
-
-def dispatch(rt: Runtime, event: Event, *, force: bool = False) -> None:
+def dispatch(rt: Runtime, event: Event) -> None:
     """Queue an event for every handler that accepts its kind and does not have it yet."""
     for loaded in rt.handlers.values():
-        if not loaded.accepts(event.kind):
-            continue
-        if force:
-            rt.store.forget_done(loaded.name, event.id)
-        elif rt.store.is_done(loaded.name, event.id):
-            continue
-        queue = delivery_queue(loaded.name, event)
-        rt.store.enqueue(queue, event.to_dict())
-        schedule(rt, queue)
+        if loaded.accepts(event.kind) and not rt.store.is_done(loaded.name, event.id):
+            queue = delivery_queue(loaded.name, event)
+            rt.store.enqueue(queue, event.to_dict())
+            schedule(rt, queue)
 
 
 def schedule(rt: Runtime, queue: str, *, countdown: float = 0.0) -> None:
