@@ -43,3 +43,42 @@ def test_unknown_handler_type_fails_fast(tmp_path):
     result = subprocess.run([sys.executable, "-m", "workers.cli", "worker", "--config", str(config)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "no-such-plugin" in result.stderr
+
+
+def test_procfile_style_gunicorn_without_our_config_relays_in_each_worker(tmp_path):
+    """Plain `gunicorn "webhook_app:create_app()"` and `celery ... worker`, as a PaaS would run them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.harness import ROOT, free_port, post, read_jsonl, redis_url
+
+    config = write_config(tmp_path / "c.toml", graph_url="http://127.0.0.1:9", accounts=[],
+                          broker_url=redis_url(9))
+    env = {**os.environ, "INBOX_RELAY_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
+    port = free_port()
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
+                            "webhook_app:create_app()"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+                               "-Q", "inbox-relay", "-c", "1"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        body = json.dumps({"object": "page", "entry": [{"id": "1", "messaging": [
+            {"sender": {"id": "2"}, "recipient": {"id": "1"}, "timestamp": 3, "read": {"watermark": 3}}]}]}).encode()
+        wait_for(lambda: _posted(post, f"http://127.0.0.1:{port}/webhook", body), timeout=30,
+                 message="gunicorn to accept")
+        events = tmp_path / "var" / "events.jsonl"
+        records = wait_for(lambda: read_jsonl(events), timeout=30, message="the event in the jsonl file")
+        assert [r["kind"] for r in records] == ["read"]
+    finally:
+        for process in (web, worker):
+            process.terminate()
+            process.wait(30)
+
+
+def _posted(post, url, body) -> bool:
+    try:
+        return post(url, body)[0] == 200
+    except OSError:
+        return False

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import logging
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
-from typing import TYPE_CHECKING
-
-from webhook_app.inbox import Inbox
-from webhook_app.relay import Relay, celery_publisher
+from webhook_app.inbox import INBOX_FILE, Inbox
+from webhook_app.relay import build_relay
+from webhook_app.wakeup import WAKE_FD_ENV, PipeWakeup
 from workers.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from flask import Flask
 
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class WebState:
-    """What the routes need: settings, the inbox and the relay that drains it."""
+    """What the routes need: settings, the inbox, and how to wake the relay that drains it."""
 
     settings: Settings
     inbox: Inbox
-    relay: Relay
+    wake_relay: Callable[[], None]
 
 
 def create_app(settings: Settings | None = None, *, start_relay: bool = True) -> "Flask":
@@ -32,16 +30,26 @@ def create_app(settings: Settings | None = None, *, start_relay: bool = True) ->
     from flask import Flask
 
     from webhook_app.routes import blueprint
-    from workers.celery_config import create_celery
 
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    inbox = Inbox(settings.data_dir / "inbox.sqlite3")
-    relay_inbox = Inbox(inbox.path, synchronous="NORMAL")
-    relay = Relay(relay_inbox, celery_publisher(create_celery(settings)))
-    app.extensions["inbox_relay"] = WebState(settings, inbox, relay if start_relay else None)
+    inbox = Inbox(settings.data_dir / INBOX_FILE)
+    app.extensions["inbox_relay"] = WebState(settings, inbox, _relay_waker(settings, start_relay))
     app.register_blueprint(blueprint)
-    if start_relay:
-        relay.ensure_running()
     return app
+
+
+def _relay_waker(settings: Settings, start_relay: bool) -> Callable[[], None]:
+    """Wake the master's relay (webhook_app.gunicorn_conf), else run a relay thread in this process."""
+    if os.environ.get(WAKE_FD_ENV):
+        return PipeWakeup(None, int(os.environ[WAKE_FD_ENV])).set
+    if not start_relay:
+        return lambda: None
+    relay = build_relay(settings)
+    relay.ensure_running()
+
+    def wake() -> None:
+        relay.ensure_running()  # again after a fork: threads do not survive one
+        relay.wake()
+    return wake

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+INBOX_FILE = "inbox.sqlite3"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,8 +50,7 @@ class Inbox:
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed delivery is on disk before we answer 200. The relay may use NORMAL:
-            # a lost "published" mark only publishes a delivery again, which dedup absorbs.
+            # FULL (the default): a committed delivery is on disk before we answer 200.
             db.execute(f"PRAGMA synchronous={self.synchronous}")
             self._local.db = db
         return db

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Callable
 
-from webhook_app.inbox import Delivery, Inbox
+from webhook_app.inbox import INBOX_FILE, Delivery, Inbox
 
 log = logging.getLogger(__name__)
 INGEST_TASK = "inbox_relay.ingest"
@@ -18,6 +18,15 @@ IDLE_POLL = 0.5          # seconds between looks at the inbox when nobody wakes 
 GATHER = 0.002           # after a wake-up, let a few more deliveries arrive: fewer, larger batches
 MAX_OUTAGE_WAIT = 10.0   # longest pause between attempts while the broker is down
 PRUNE_EVERY = 3600.0
+
+
+def build_relay(settings, *, wakeup=None) -> "Relay":
+    """A relay for the inbox in settings.data_dir, publishing to the configured broker."""
+    from workers.celery_config import create_celery
+
+    # NORMAL: a lost "published" mark only publishes a delivery again, which dedup absorbs.
+    inbox = Inbox(settings.data_dir / INBOX_FILE, synchronous="NORMAL")
+    return Relay(inbox, celery_publisher(create_celery(settings)), wakeup=wakeup)
 
 
 def celery_publisher(celery_app) -> Callable[[Delivery], None]:
@@ -33,11 +42,12 @@ class Relay:
     """Claims unpublished deliveries, publishes them, marks them; waits out broker outages."""
 
     def __init__(self, inbox: Inbox, publish: Callable[[Delivery], None], *,
-                 retention_days: float = 7.0):
+                 retention_days: float = 7.0, wakeup=None):
         self.inbox, self.publish = inbox, publish
         self.retention = retention_days * 86400
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._wake, self._stop = threading.Event(), threading.Event()
+        # A threading.Event, or a PipeWakeup when the web workers are other processes.
+        self._wake, self._stop = wakeup or threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._last_prune = 0.0
@@ -65,6 +75,7 @@ class Relay:
         while not self._stop.is_set():
             try:
                 moved = self.pump()
+                self._prune_now_and_then()
                 pause = 0.1
             except Exception as exc:  # the broker is down or slow: keep the rows, try again
                 log.warning("relay: broker unavailable (%s); retrying in %.1fs", type(exc).__name__, pause)
@@ -74,7 +85,6 @@ class Relay:
             if not moved and self._wake.wait(IDLE_POLL):
                 self._wake.clear()
                 self._stop.wait(GATHER)
-            self._prune_now_and_then()
 
     def pump(self) -> int:
         """Publish one batch of deliveries; returns how many went to the broker."""

@@ -52,9 +52,7 @@ def receive():
     except (sqlite3.Error, OSError) as exc:
         log.error("inbox write failed: %s", type(exc).__name__)
         return _error(503, "cannot record the delivery; retry")
-    if state.relay:
-        state.relay.ensure_running()
-        state.relay.wake()
+    state.wake_relay()
     log.info("accepted delivery=%s bytes=%d", delivery_id, len(body))
     return Response("EVENT_RECEIVED", 200, mimetype="text/plain")
 

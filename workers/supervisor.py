@@ -20,8 +20,9 @@ CRASH_WINDOW = 60.0
 
 
 def web_command(host: str, port: int, workers: int) -> list[str]:
-    """gunicorn serving the Flask app (sync workers; each runs its own relay thread)."""
-    return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
+    """gunicorn serving the Flask app (sync workers; the relay runs in its master)."""
+    return [sys.executable, "-m", "gunicorn", "--config", "python:webhook_app.gunicorn_conf",
+            "--workers", str(workers), "--worker-class", "sync",
             "--bind", f"{host}:{port}", "--graceful-timeout", "10", "--access-logfile", "-",
             "webhook_app:create_app()"]
 

@@ -1,0 +1,29 @@
+"""gunicorn settings (`--config python:webhook_app.gunicorn_conf`): one relay, in the master.
+
+Without this file every web worker runs its own relay thread, which competes with requests for
+its process; here the master, idle between signals, relays for all of them, and workers wake it
+through a pipe they inherit.
+"""
+
+from __future__ import annotations
+
+import os
+
+from webhook_app.relay import build_relay
+from webhook_app.wakeup import WAKE_FD_ENV, PipeWakeup
+from workers.config import load_settings
+
+
+def when_ready(server) -> None:
+    """Start the relay before the workers are forked; they find the pipe in the environment."""
+    wakeup = PipeWakeup.create()
+    server.inbox_relay = build_relay(load_settings(), wakeup=wakeup)
+    server.inbox_relay.ensure_running()
+    os.environ[WAKE_FD_ENV] = str(wakeup.write_fd)
+
+
+def on_exit(server) -> None:
+    """Let the relay finish its batch."""
+    relay = getattr(server, "inbox_relay", None)
+    if relay is not None:
+        relay.stop()
