@@ -126,12 +126,19 @@ def show_letter(config, handler, event_id, as_json, show_body) -> None:
         click.echo("event.raw:              " + json.dumps(event.get("raw"), ensure_ascii=False))
 
 
+def selection_options(verb: str):
+    """One letter by HANDLER EVENT_ID, or several by filters or --all (replay and purge)."""
+    def decorate(command):
+        command = click.option("--all", "everything", is_flag=True, help=f"{verb} every dead letter.")(command)
+        command = filter_options(command)
+        command = click.argument("letter_event", metavar="EVENT_ID]", required=False)(command)
+        return click.argument("letter_handler", metavar="[HANDLER", required=False)(command)
+    return decorate
+
+
 @dead_letters.command("replay")
 @config_option
-@click.argument("letter_handler", metavar="[HANDLER", required=False)
-@click.argument("letter_event", metavar="EVENT_ID]", required=False)
-@filter_options
-@click.option("--all", "everything", is_flag=True, help="Replay every dead letter.")
+@selection_options("Replay")
 def replay_letters(config, letter_handler, letter_event, everything, **filters) -> None:
     """Queue dead-lettered events again for their handler.
 
@@ -157,10 +164,7 @@ def replay_letters(config, letter_handler, letter_event, everything, **filters) 
 
 @dead_letters.command("purge")
 @config_option
-@click.argument("letter_handler", metavar="[HANDLER", required=False)
-@click.argument("letter_event", metavar="EVENT_ID]", required=False)
-@filter_options
-@click.option("--all", "everything", is_flag=True, help="Purge every dead letter.")
+@selection_options("Purge")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def purge_letters(config, letter_handler, letter_event, everything, yes, **filters) -> None:
     """Delete dead letters for good.
