@@ -55,6 +55,7 @@ class GraphWorld:
         self.windows: dict[str, deque] = defaultdict(deque)
         self.usage_header: str | None = None
         self.nested_details = True            # False: nested messages come as ids only
+        self.max_page = 100                   # the most items one page holds, whatever the limit
 
     # -- building the world ---------------------------------------------------------------
     def add_account(self, page_id: str, token: str) -> None:
@@ -129,6 +130,11 @@ class GraphWorld:
     def _read(self, parts: list[str], query: dict, page_id: str) -> tuple[int, dict]:
         if len(parts) == 2 and parts[1] == "conversations" and parts[0] == page_id:
             return 200, self._conversations(page_id, query)
+        if len(parts) == 2 and parts[1] == "messages" and parts[0] in self.conversations:
+            conversation = self.conversations[parts[0]]
+            if conversation.page_id == page_id:
+                items = [self._message_item(conversation, m, "fields" in query) for m in conversation.messages]
+                return 200, _page(items, query, limit=min(int(query.get("limit", DEFAULT_PAGE)), self.max_page))
         if len(parts) == 1 and parts[0] in self.conversations:
             conversation = self.conversations[parts[0]]
             if conversation.page_id == page_id:
@@ -151,7 +157,7 @@ class GraphWorld:
         node = {"id": conversation.id, "updated_time": conversation.updated_time()}
         nested = re.search(r"messages(?:\.limit\((\d+)\))?(\{[^}]*\})?", fields)
         if nested:
-            limit = int(nested.group(1) or DEFAULT_PAGE)
+            limit = min(int(nested.group(1) or DEFAULT_PAGE), self.max_page)
             detailed = bool(nested.group(2)) and self.nested_details
             items = [self._message_item(conversation, m, detailed) for m in conversation.messages]
             node["messages"] = _page(items, {}, limit=limit)

@@ -123,6 +123,23 @@ def test_messages_listed_without_details_are_fetched_by_id():
     assert world.count(page_id="P1") <= 1 + 3 + 1
 
 
+def test_small_pages_are_followed_by_cursor_within_the_20_newest():
+    world = _world(["P1"])
+    world.max_page = 4  # the API pages nested messages 4 at a time
+    sent = _seed(world, "P1", ["U1"], 24)
+    wanted = [sent[5], sent[23]]  # the 19th newest (third page onward) and the newest
+    beyond = sent[2]              # the 22nd newest: no details
+    with GraphBackedRelay(world, _accounts(["P1"]), extra=FAST) as relay:
+        _post_all(relay, wanted + [beyond])
+        records = wait_for(lambda: {r["mid"]: r for r in relay.events()} if len(relay.events()) == 3 else None,
+                           timeout=40, message="three records")
+    assert records[sent[5][2]]["hydration"] == "complete" and records[sent[23][2]]["hydration"] == "complete"
+    assert records[beyond[2]]["hydration"] == "unavailable"
+    paths = [c["path"] for c in world.calls]
+    assert any(p.endswith("/messages") for p in paths), paths
+    assert world.throttled() == 0
+
+
 def test_appsecret_proof_is_sent_when_configured():
     world = _world(["P1"], app_secret="test-app-secret")
     sent = _seed(world, "P1", ["U1"], 1)

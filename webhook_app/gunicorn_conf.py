@@ -27,3 +27,8 @@ def on_exit(server) -> None:
     relay = getattr(server, "inbox_relay", None)
     if relay is not None:
         relay.stop()
+
+
+accesslog = "-"
+# The request line of the handshake carries hub.verify_token: log the path, never the query string.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'

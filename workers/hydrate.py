@@ -1,7 +1,7 @@
 """Attach Graph API message details and conversation ids to the messages of one conversation.
 
-One call per run, whatever the number of pending messages: a nested `messages` field carries the
-conversation's 20 newest messages, which is all the API will detail anyway.
+Usually one call per run, whatever the number of pending messages: a nested `messages` field
+carries the conversation's 20 newest messages, which is all the API will detail anyway.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from datetime import datetime, timezone
 from workers.config import Account
 from workers.errors import GraphPermanent
 from workers.events import Event, to_millis
+from workers.conversations import MESSAGE_FIELDS, NESTED, ConversationReader, Listing
 from workers.graph import GraphClient
 from workers.store import Store
 
-MESSAGE_FIELDS = "id,created_time,from,to,message,attachments,sticker,shares,tags"
-NEWEST = 20
-NESTED = f"messages.limit({NEWEST}){{{MESSAGE_FIELDS}}}"
 ONE_BY_ONE = "pending_by_id"  # internal state: listed without details, fetch by message id
 GRACE_MS = 10_000
 BEYOND_NEWEST = "not among the 20 newest messages of its conversation"
@@ -31,6 +29,7 @@ class Outcome:
     settled: list[Event] = field(default_factory=list)
     waiting: list[Event] = field(default_factory=list)    # not listed by the API yet: ask later
     one_by_one: list[Event] = field(default_factory=list)  # the API listed them without details
+    more: bool = False  # the listing stopped for budget: go on as soon as there is some
 
     @property
     def unsettled(self) -> list[Event]:
@@ -40,22 +39,42 @@ class Outcome:
 
 def hydrate_thread(events: list[Event], account: Account, *, graph: GraphClient,
                    store: Store) -> Outcome:
-    """Hydrate pending message events of one conversation with a single Graph call."""
-    customer = events[0].customer_id or ""
+    """Hydrate pending message events of one conversation; the caller has paid for one call."""
+    reader = ConversationReader(account, graph, store)
+    customer, key = events[0].customer_id or "", events[0].thread_key
     conversation_id = store.conversation_id(events[0].account_id, customer)
     single = next((e for e in events if e.hydration == ONE_BY_ONE), None)
+    progress = store.load_progress(key)
+    wanted = {e.mid for e in events}
     try:
-        if single is not None or (conversation_id and len(events) == 1):
-            return _hydrate_one(single or events[0], account, graph, store, conversation_id)
-        if conversation_id is None:
-            conversation_id, messages = _first_contact(events[0], account, customer, graph, store)
-            if conversation_id is None:
-                return _no_conversation(events)
+        if progress:  # a listing that ran out of budget last time goes on from its cursor
+            conversation_id = progress["conversation_id"]
+            listing = reader.newest(conversation_id, progress["page"], wanted=wanted,
+                                    read=progress["messages"], granted=True)
+        elif single is not None or (conversation_id and len(events) == 1):
+            return _hydrate_one(single or events[0], reader, conversation_id)
         else:
-            messages = _conversation_messages(conversation_id, account, graph, store)
+            if conversation_id is None:
+                conversation_id, node = reader.first_contact(events[0].platform, customer)
+                if conversation_id is None:
+                    return _no_conversation(events)
+                store.remember_conversation(events[0].account_id, customer, conversation_id)
+            else:
+                node = reader.get(conversation_id, {"fields": NESTED})
+            listing = reader.newest(conversation_id, node.get("messages"), wanted=wanted)
     except GraphPermanent as exc:
+        store.clear_progress(key)
         return Outcome(settled=[unavailable(e, f"graph: {exc}", conversation_id) for e in events])
-    return _match(events, messages, conversation_id)
+    _keep_progress(store, key, conversation_id, listing)
+    return _match(events, listing, conversation_id)
+
+
+def _keep_progress(store: Store, key: str, conversation_id: str, listing: Listing) -> None:
+    if listing.next_page is None:
+        store.clear_progress(key)
+        return
+    store.save_progress(key, {"conversation_id": conversation_id, "messages": listing.messages,
+                              "page": {"paging": listing.next_page.get("paging")}})
 
 
 def _no_conversation(events: list[Event]) -> Outcome:
@@ -65,62 +84,30 @@ def _no_conversation(events: list[Event]) -> Outcome:
     return Outcome(settled=stale, waiting=fresh)
 
 
-def _hydrate_one(event: Event, account: Account, graph: GraphClient, store: Store,
-                 conversation_id: str | None) -> Outcome:
+def _hydrate_one(event: Event, reader: ConversationReader, conversation_id: str | None) -> Outcome:
     conversation_id = conversation_id or event.conversation_id
     try:
-        message = _get(graph, store, account, event.mid, {"fields": MESSAGE_FIELDS})
+        message = reader.get(event.mid, {"fields": MESSAGE_FIELDS})
     except GraphPermanent as exc:
         return Outcome(settled=[unavailable(event, f"graph: {exc}", conversation_id)])
     return Outcome(settled=[_complete(event, message, conversation_id)])
 
 
-def _first_contact(event: Event, account: Account, customer: str, graph: GraphClient,
-                   store: Store) -> tuple[str | None, list[dict] | None]:
-    params = {"platform": event.platform, "user_id": customer, "fields": f"id,{NESTED}"}
-    body = _get(graph, store, account, f"{account.page_id}/conversations", params)
-    conversations = body.get("data") or []
-    if not conversations:
-        return None, None
-    conversation = conversations[0]
-    store.remember_conversation(event.account_id, customer, conversation["id"])
-    return conversation["id"], _nested_messages(conversation)
-
-
-def _conversation_messages(conversation_id: str, account: Account, graph: GraphClient,
-                           store: Store) -> list[dict]:
-    body = _get(graph, store, account, conversation_id, {"fields": NESTED})
-    return _nested_messages(body)
-
-
-def _get(graph: GraphClient, store: Store, account: Account, path: str, params: dict) -> dict:
-    body, backoff = graph.get(path, token=account.access_token, params=params)
-    store.block_calls(account.page_id, backoff)
-    return body
-
-
-def _nested_messages(node: dict) -> list[dict] | None:
-    """The nested messages of a conversation node; None if the API left the field out."""
-    messages = node.get("messages")
-    if not isinstance(messages, dict):
-        return None
-    return [m for m in messages.get("data") or [] if isinstance(m, dict)]
-
-
-def _match(events: list[Event], messages: list[dict] | None, conversation_id: str | None) -> Outcome:
+def _match(events: list[Event], listing: Listing, conversation_id: str | None) -> Outcome:
+    messages = listing.messages
     if messages is None:  # no nested messages at all: fetch each message by its id
         return Outcome(one_by_one=[e.replace(conversation_id=conversation_id, hydration=ONE_BY_ONE)
                                    for e in events])
     by_id = {m.get("id"): m for m in messages}
     newest = max((to_millis(m.get("created_time")) or 0 for m in messages), default=0)
-    outcome = Outcome()
+    outcome = Outcome(more=listing.next_page is not None)
     for event in events:
         message = by_id.get(event.mid)
         if message is not None and _detailed(message):
             outcome.settled.append(_complete(event, message, conversation_id))
         elif message is not None:
             outcome.one_by_one.append(event.replace(conversation_id=conversation_id, hydration=ONE_BY_ONE))
-        elif _not_visible_yet(event, newest):
+        elif outcome.more or _not_visible_yet(event, newest):
             outcome.waiting.append(event)
         else:
             outcome.settled.append(unavailable(event, BEYOND_NEWEST, conversation_id))

@@ -135,6 +135,19 @@ class Store:
         self.redis.set(self.key("conversation", account_id, customer_id), conversation_id,
                        ex=CONVERSATION_TTL)
 
+    def save_progress(self, key: str, progress: dict, *, ttl: float = 120.0) -> None:
+        """Where a paged listing stopped, to go on from there in the next task."""
+        self.redis.set(self.key("progress", key), json.dumps(progress), px=int(ttl * 1000))
+
+    def load_progress(self, key: str) -> dict | None:
+        """A listing's saved progress, or None."""
+        data = self.redis.get(self.key("progress", key))
+        return json.loads(data) if data else None
+
+    def clear_progress(self, key: str) -> None:
+        """Forget a listing's progress."""
+        self.redis.delete(self.key("progress", key))
+
     def take_call(self, account_id: str, calls_per_second: float) -> float:
         """Take one Graph call from the account's shared budget: 0 if granted, else seconds to wait."""
         # The margin absorbs the jitter between taking a call here and its arrival at Meta.

@@ -23,7 +23,7 @@ def web_command(host: str, port: int, workers: int) -> list[str]:
     """gunicorn serving the Flask app (sync workers; the relay runs in its master)."""
     return [sys.executable, "-m", "gunicorn", "--config", "python:webhook_app.gunicorn_conf",
             "--workers", str(workers), "--worker-class", "sync",
-            "--bind", f"{host}:{port}", "--graceful-timeout", "10", "--access-logfile", "-",
+            "--bind", f"{host}:{port}", "--graceful-timeout", "10",
             "webhook_app:create_app()"]
 
 

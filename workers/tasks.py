@@ -110,7 +110,7 @@ def _hydrate_pending(rt: Runtime, queue: str, pending: list[Event], *,
     _settle(rt, queue, outcome.settled)
     for event in outcome.unsettled:
         rt.store.save_event(event.to_dict())
-    if outcome.one_by_one:
+    if outcome.one_by_one or outcome.more:
         return 0.0, False  # the next call waits for budget anyway
     return (pipeline.backoff(failures + 1), True) if outcome.waiting else (None, False)
 

@@ -1,0 +1,66 @@
+"""Reading conversations from the Graph API for hydration: lookups, nested messages, cursors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workers.config import Account
+from workers.graph import GraphClient
+from workers.store import Store
+
+MESSAGE_FIELDS = "id,created_time,from,to,message,attachments,sticker,shares,tags"
+NEWEST = 20  # the API details only the 20 newest messages of a conversation
+NESTED = f"messages.limit({NEWEST}){{{MESSAGE_FIELDS}}}"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A conversation's newest messages as read so far; `next_page` is set if reading must go on."""
+
+    messages: list[dict] | None  # None: the API left the messages out
+    next_page: dict | None = None
+
+
+class ConversationReader:
+    """Graph reads for one account; every call after the first asks the shared budget itself."""
+
+    def __init__(self, account: Account, graph: GraphClient, store: Store):
+        self.account, self.graph, self.store = account, graph, store
+
+    def get(self, path: str, params: dict) -> dict:
+        """One call; usage headers near a limit stop this account's calls for a while."""
+        body, backoff = self.graph.get(path, token=self.account.access_token, params=params)
+        self.store.block_calls(self.account.page_id, backoff)
+        return body
+
+    def first_contact(self, platform: str | None, customer: str) -> tuple[str | None, dict]:
+        """The conversation with a customer and its nested messages, in one call (None: not found)."""
+        params = {"platform": platform, "user_id": customer, "fields": f"id,{NESTED}"}
+        body = self.get(f"{self.account.page_id}/conversations", params)
+        found = [c for c in body.get("data") or [] if isinstance(c, dict) and c.get("id")]
+        return (found[0]["id"], found[0]) if found else (None, {})
+
+    def newest(self, conversation_id: str, page, *, wanted: set[str], read: list[dict] | None = None,
+               granted: bool = False) -> Listing:
+        """Messages from `page` on, following the cursor while a wanted one is missing among the
+        20 newest; stops where the budget runs out. `granted`: the next call is already paid for."""
+        if not isinstance(page, dict):
+            return Listing(None)
+        messages = (read or []) + _items(page)
+        while _after(page) and len(messages) < NEWEST and not wanted <= {m.get("id") for m in messages}:
+            if not granted and self.store.take_call(self.account.page_id, self.account.calls_per_second):
+                return Listing(messages, next_page=page)
+            granted = False
+            params = {"fields": MESSAGE_FIELDS, "limit": NEWEST - len(messages), "after": _after(page)}
+            page = self.get(f"{conversation_id}/messages", params)
+            messages += _items(page)
+        return Listing(messages)
+
+
+def _items(page: dict) -> list[dict]:
+    return [m for m in page.get("data") or [] if isinstance(m, dict)]
+
+
+def _after(page: dict) -> str | None:
+    paging = page.get("paging") if isinstance(page.get("paging"), dict) else {}
+    return (paging.get("cursors") or {}).get("after") if paging.get("next") else None
