@@ -252,7 +252,7 @@ def test_cli_deliveries(config, tmp_path):
 
 
 def test_cli_dead_letters(config, store, letters, monkeypatch):
-    monkeypatch.setattr(cli_admin, "_store", lambda settings: store)
+    monkeypatch.setattr(cli_admin, "store_or_exit", lambda settings: store)
     table = invoke("dl", "list", "--handler", "a", config=config)
     assert table.exit_code == 0 and "3 dead letter(s)" in table.output
     assert TEXT_MARKER not in table.output
@@ -292,3 +292,26 @@ def test_duration_option():
         [90, 90, 900, 7200, 129600]
     with pytest.raises(Exception, match="not a duration"):
         duration.convert("soon", None, None)
+
+
+def test_cli_status_reports_paused_and_throttled_accounts(tmp_path, store, monkeypatch):
+    from workers import cli_status
+
+    path = tmp_path / "status.toml"
+    path.write_text('[meta]\napp_secrets = ["s"]\nverify_token = "t"\n[queue]\n'
+                    f'broker_url = "{REDIS}"\n'
+                    '[[accounts]]\npage_id = "P1"\naccess_token = "a"\n'
+                    '[[accounts]]\npage_id = "P2"\ninstagram_id = "IG2"\naccess_token = "b"\n')
+    monkeypatch.setattr(cli_status, "store_or_exit", lambda settings: store)
+    store.pause_account("P1", "fingerprint", "code 190")
+    store.block_calls("P2", 30)
+    [event] = parse_envelope(json.loads(envelope_bytes(1)))
+    store.enqueue(pipeline.delivery_queue("a", event), event.to_dict())
+    result = CliRunner().invoke(cli_status.status, ["--config", str(path), "--json"], catch_exceptions=False)
+    report = json.loads(result.output)
+    p1, p2 = report["accounts"]
+    assert p1["paused"] and p1["paused_reason"] == "code 190" and not p2["paused"]
+    assert 25 < p2["throttled_for_seconds"] <= 30 and p2["instagram_id"] == "IG2"
+    assert report["waiting"] == {"handler a": 1} and report["dead_letters"] == 0
+    table = CliRunner().invoke(cli_status.status, ["--config", str(path)], catch_exceptions=False).output
+    assert "PAUSED (code 190)" in table and "throttled for" in table and "waiting for handler a: 1" in table

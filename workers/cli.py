@@ -9,6 +9,7 @@ import sys
 import click
 
 from workers.cli_admin import dead_letters, deliveries
+from workers.cli_status import status
 from workers.cli_util import config_option
 from workers.cli_util import settings_or_exit as _settings
 from workers.config import Settings
@@ -84,6 +85,7 @@ def _exec(command: list[str], settings: Settings) -> None:
 
 main.add_command(dead_letters)
 main.add_command(deliveries)
+main.add_command(status)
 
 if __name__ == "__main__":
     main()

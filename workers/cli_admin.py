@@ -8,7 +8,7 @@ import click
 
 from workers import admin
 from workers.cli_util import (Duration, body_option, config_option, echo_json, echo_table,
-                              json_option, settings_or_exit, when)
+                              json_option, settings_or_exit, store_or_exit, when)
 from workers.cli_deliveries import deliveries  # both groups importable from here
 from workers.config import Settings
 from workers.errors import RelayError
@@ -31,23 +31,6 @@ def filter_options(command):
     ]):
         command = option(command)
     return command
-
-
-def _store(settings: Settings):
-    import redis
-
-    from workers.embedded import ensure_embedded_redis
-    from workers.store import Store
-
-    if settings.embedded:
-        ensure_embedded_redis(settings, daemonize=True)
-    store = Store(settings.redis_store_url)
-    try:
-        store.redis.ping()
-    except redis.RedisError as exc:  # the URL may hold a password: name the setting, not the URL
-        raise click.ClickException(f"cannot reach the store (queue.store_url or queue.broker_url): "
-                                   f"{type(exc).__name__}") from None
-    return store
 
 
 def _runtime(settings: Settings):
@@ -87,7 +70,7 @@ def dead_letters() -> None:
 @json_option
 def list_letters(config, as_json, **filters) -> None:
     """List dead letters, oldest failure first (never their message text)."""
-    letters = admin.list_dead_letters(_store(settings_or_exit(config)), admin.LetterFilter(**filters))
+    letters = admin.list_dead_letters(store_or_exit(settings_or_exit(config)), admin.LetterFilter(**filters))
     if as_json:
         return echo_json([admin.letter_summary(letter) for letter in letters])
     rows = [[l["handler"], l["event"].get("id"), l["event"].get("kind"), l["event"].get("account_id"),
@@ -108,7 +91,7 @@ def show_letter(config, handler, event_id, as_json, show_body) -> None:
     The event's message text and raw webhook item are left out unless --show-body is given.
     """
     try:
-        letter = admin.get_dead_letter(_store(settings_or_exit(config)), handler, event_id)
+        letter = admin.get_dead_letter(store_or_exit(settings_or_exit(config)), handler, event_id)
     except admin.AdminError as exc:
         raise click.ClickException(str(exc)) from None
     summary = admin.letter_summary(letter, with_body=show_body)
@@ -176,7 +159,7 @@ def purge_letters(config, letter_handler, letter_event, everything, yes, **filte
       inbox-relay dead-letters purge --older-than 7d --yes
     """
     where = _selection(letter_handler, letter_event, admin.LetterFilter(**filters), everything)
-    store = _store(settings_or_exit(config))
+    store = store_or_exit(settings_or_exit(config))
     try:
         letters = ([admin.get_dead_letter(store, letter_handler, letter_event)] if where is None
                    else admin.list_dead_letters(store, where))

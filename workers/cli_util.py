@@ -44,6 +44,24 @@ def settings_or_exit(config: str | None) -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
+def store_or_exit(settings: Settings):
+    """The shared Store (starting the private Redis if it is the one), or a clean error."""
+    import redis
+
+    from workers.embedded import ensure_embedded_redis
+    from workers.store import Store
+
+    if settings.embedded:
+        ensure_embedded_redis(settings, daemonize=True)
+    store = Store(settings.redis_store_url)
+    try:
+        store.redis.ping()
+    except redis.RedisError as exc:  # the URL may hold a password: name the setting, not the URL
+        raise click.ClickException(f"cannot reach the store (queue.store_url or queue.broker_url): "
+                                   f"{type(exc).__name__}") from None
+    return store
+
+
 def when(epoch: float | None) -> str:
     """An epoch time as a UTC timestamp, '-' when absent."""
     if epoch is None:

@@ -161,6 +161,10 @@ class Store:
         if seconds > 0 and self.redis.pttl(key) < seconds * 1000:
             self.redis.set(key, "1", px=int(seconds * 1000))
 
+    def blocked_for(self, account_id: str) -> float:
+        """Seconds until an account may call again after throttling (0: it may)."""
+        return max(self.redis.pttl(self.key("blocked", account_id)), 0) / 1000
+
     def pause_account(self, account_id: str, token_fingerprint: str, reason: str) -> None:
         """Record that an account's token is invalid; hydration waits until it changes."""
         self.redis.hset(self.key("paused", account_id),
