@@ -73,21 +73,33 @@ def test_many_conversations_on_two_accounts_are_never_throttled():
 
 def test_throttled_answers_back_off_and_every_message_arrives():
     world = _world(["P1"], calls_per_second=0.5)  # Meta stricter than the configured budget
-    sent = _seed(world, "P1", [f"U{n}" for n in range(5)], 1)
+    sent = _seed(world, "P1", [f"U{n}" for n in range(4)], 1)
     slow_retry = {"hydration": {**FAST["hydration"], "throttle_seconds": 2.5}}
     with GraphBackedRelay(world, _accounts(["P1"]), extra=slow_retry) as relay:
-        _post_all(relay, sent)
-        _complete(relay, sent, timeout=90)
+        for message in sent:  # one after the other: each needs its own call
+            _post_all(relay, [message])
+            _complete(relay, [message], timeout=60)
     assert world.throttled() >= 1
     assert world.throttled() < world.count() / 2, "no backing off after throttled answers"
+
+
+def test_several_conversations_are_hydrated_by_one_listing_call():
+    world = _world(["P1"])
+    sent = _seed(world, "P1", [f"U{n}" for n in range(6)], 2)
+    with GraphBackedRelay(world, _accounts(["P1"]), extra=FAST) as relay:
+        _post_all(relay, sent)
+        records = _complete(relay, sent)
+    assert len({r["conversation_id"] for r in records.values()}) == 6
+    assert world.count(page_id="P1") <= 2, [c["path"] for c in world.calls]
 
 
 def test_transient_500s_are_retried():
     world = _world(["P1"], transient_rate=0.2, seed=3)
     sent = _seed(world, "P1", [f"U{n}" for n in range(8)], 1)
     with GraphBackedRelay(world, _accounts(["P1"]), extra=FAST) as relay:
-        _post_all(relay, sent)
-        _complete(relay, sent, timeout=90)
+        for message in sent:  # one after the other, so that there are many calls
+            _post_all(relay, [message])
+            _complete(relay, [message], timeout=60)
     assert world.count(status=500) >= 1
 
 

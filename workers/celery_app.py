@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from celery import Celery
 
 from workers.celery_config import create_celery
@@ -9,9 +11,12 @@ from workers.config import load_settings
 from workers.embedded import ensure_embedded_redis
 
 
+SUPERVISED_ENV = "INBOX_RELAY_SUPERVISED"  # set by `inbox-relay run`, which owns the private Redis
+
+
 def _app_from_environment() -> Celery:
     settings = load_settings()
-    if settings.embedded:
+    if settings.embedded and not os.environ.get(SUPERVISED_ENV):
         ensure_embedded_redis(settings)
     return create_celery(settings)
 

@@ -11,6 +11,7 @@ from workers.store import Store
 MESSAGE_FIELDS = "id,created_time,from,to,message,attachments,sticker,shares,tags"
 NEWEST = 20  # the API details only the 20 newest messages of a conversation
 NESTED = f"messages.limit({NEWEST}){{{MESSAGE_FIELDS}}}"
+LISTING_LIMIT = 25  # conversations per listing call, most recently updated first
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,17 @@ class ConversationReader:
         found = [c for c in body.get("data") or [] if isinstance(c, dict) and c.get("id")]
         return (found[0]["id"], found[0]) if found else (None, {})
 
+    def recent_messages(self, platform: str | None) -> dict[str, tuple[str, dict]]:
+        """The detailed messages of the most recently updated conversations, in one call:
+        message id -> (conversation id, message)."""
+        params = {"platform": platform, "fields": f"id,{NESTED}", "limit": LISTING_LIMIT}
+        body = self.get(f"{self.account.page_id}/conversations", params)
+        found = {}
+        for node in (c for c in body.get("data") or [] if isinstance(c, dict) and c.get("id")):
+            messages = node.get("messages") if isinstance(node.get("messages"), dict) else {}
+            found.update((m["id"], (node["id"], m)) for m in _items(messages) if detailed(m) and m.get("id"))
+        return found
+
     def newest(self, conversation_id: str, page, *, wanted: set[str], read: list[dict] | None = None,
                granted: bool = False) -> Listing:
         """Messages from `page` on, following the cursor while a wanted one is missing among the
@@ -55,6 +67,11 @@ class ConversationReader:
             page = self.get(f"{conversation_id}/messages", params)
             messages += _items(page)
         return Listing(messages)
+
+
+def detailed(message: dict) -> bool:
+    """Whether the API gave a message's details, not just its id."""
+    return "from" in message or "message" in message
 
 
 def _items(page: dict) -> list[dict]:

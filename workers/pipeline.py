@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 from workers.events import Event
 from workers.hydrate import unavailable
@@ -13,8 +14,8 @@ log = logging.getLogger(__name__)
 
 
 def hydration_queue(event: Event) -> str:
-    """The queue of messages of one conversation waiting for details."""
-    return f"h|{event.thread_key}"
+    """The queue of an account's messages waiting for details (scored by when they are due)."""
+    return f"h|{event.account_id}"
 
 
 def delivery_queue(handler: str, event: Event) -> str:
@@ -22,25 +23,28 @@ def delivery_queue(handler: str, event: Event) -> str:
     return f"d|{handler}|{event.thread_key}"
 
 
-def route(rt: Runtime, event: Event, *, force: bool = False) -> None:
-    """Send a freshly parsed event to hydration or straight to its handlers.
+def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
+    """Send freshly parsed events to hydration or straight to their handlers.
 
-    `force` (a replay) hands the event again to handlers that already had it.
+    `force` (a replay) hands events again to handlers that already had them.
     """
-    handlers = [h for h in rt.handlers.values() if h.accepts(event.kind)]
-    if force:
-        for loaded in handlers:
-            rt.store.forget_done(loaded.name, event.id)
-    elif handlers and all(rt.store.is_done(h.name, event.id) for h in handlers):
-        return  # a repeated delivery: every handler already has this event
-    if event.hydration == "pending":
-        reason = _no_hydration_reason(rt, event)
-        if reason is None:
-            rt.store.enqueue(hydration_queue(event), event.to_dict())
-            schedule(rt, hydration_queue(event), countdown=rt.settings.coalesce_seconds)
-            return
-        event = unavailable(event, reason)
-    dispatch(rt, event)
+    ready, hydrating = [], []
+    for event in events:
+        handlers = [h for h in rt.handlers.values() if h.accepts(event.kind)]
+        if force:
+            for loaded in handlers:
+                rt.store.forget_done(loaded.name, event.id)
+        elif handlers and all(rt.store.is_done(h.name, event.id) for h in handlers):
+            continue  # a repeated delivery: every handler already has this event
+        reason = _no_hydration_reason(rt, event) if event.hydration == "pending" else None
+        if event.hydration == "pending" and reason is None:
+            rt.store.enqueue(hydration_queue(event), event.to_dict(), score=time.time() * 1000)
+            hydrating.append(hydration_queue(event))
+        else:
+            ready.append(unavailable(event, reason) if reason else event)
+    dispatch(rt, *ready)
+    for queue in dict.fromkeys(hydrating):
+        schedule(rt, queue, countdown=rt.settings.coalesce_seconds)
 
 
 def _no_hydration_reason(rt: Runtime, event: Event) -> str | None:
@@ -52,13 +56,20 @@ def _no_hydration_reason(rt: Runtime, event: Event) -> str | None:
     return None
 
 
-def dispatch(rt: Runtime, event: Event) -> None:
-    """Queue an event for every handler that accepts its kind and does not have it yet."""
-    for loaded in rt.handlers.values():
-        if loaded.accepts(event.kind) and not rt.store.is_done(loaded.name, event.id):
-            queue = delivery_queue(loaded.name, event)
-            rt.store.enqueue(queue, event.to_dict())
-            schedule(rt, queue)
+def dispatch(rt: Runtime, *events: Event) -> None:
+    """Queue events for every handler that accepts their kind and does not have them yet.
+
+    All are queued, oldest first, before any drain task starts, so that a handler sees them in
+    timestamp order.
+    """
+    queues = []
+    for event in sorted(events, key=lambda e: e.timestamp or 0):
+        for loaded in rt.handlers.values():
+            if loaded.accepts(event.kind) and not rt.store.is_done(loaded.name, event.id):
+                queues.append(delivery_queue(loaded.name, event))
+                rt.store.enqueue(queues[-1], event.to_dict())
+    for queue in dict.fromkeys(queues):
+        schedule(rt, queue)
 
 
 def schedule(rt: Runtime, queue: str, *, countdown: float = 0.0) -> None:

@@ -79,18 +79,29 @@ class Store:
         return bool(self.redis.exists(self.key("flag", name)))
 
     # -- ordered queues of event ids (hydration per thread, delivery per handler and thread) -----
-    def enqueue(self, queue: str, event: dict) -> None:
-        """Add an event to a queue, ordered by its timestamp."""
+    def enqueue(self, queue: str, event: dict, *, score: float | None = None) -> None:
+        """Add an event to a queue, ordered by `score` (default: the event's timestamp)."""
         self.save_event(event)
-        score = event.get("timestamp") or int(time.time() * 1000)
+        score = score if score is not None else event.get("timestamp") or int(time.time() * 1000)
         self.redis.zadd(self.key("q", queue), {event["id"]: score})
         self.redis.sadd(self.key("queues"), queue)
 
-    def peek(self, queue: str, count: int = 1000) -> list[dict]:
-        """The oldest events of a queue, oldest first, without removing them."""
-        ids = self.redis.zrange(self.key("q", queue), 0, count - 1)
+    def peek(self, queue: str, count: int = 1000, *, ready_by: float | None = None) -> list[dict]:
+        """The lowest-scored events of a queue (only those scored up to `ready_by`), kept queued."""
+        top = "+inf" if ready_by is None else ready_by
+        ids = self.redis.zrangebyscore(self.key("q", queue), "-inf", top, start=0, num=count)
         events = [self.load_event(event_id) for event_id in ids]
         return [event for event in events if event is not None]
+
+    def defer(self, queue: str, event_ids: list[str], until: float) -> None:
+        """Score queued events `until` (ms) so that `peek(ready_by=...)` skips them until then."""
+        if event_ids:
+            self.redis.zadd(self.key("q", queue), {event_id: until for event_id in event_ids}, xx=True)
+
+    def next_ready_at(self, queue: str) -> float | None:
+        """The lowest score in a queue, or None when it is empty."""
+        lowest = self.redis.zrange(self.key("q", queue), 0, 0, withscores=True)
+        return lowest[0][1] if lowest else None
 
     def dequeue(self, queue: str, *event_ids: str) -> None:
         """Remove events from a queue once they moved on."""

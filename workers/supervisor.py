@@ -37,7 +37,10 @@ def worker_command(concurrency: int) -> list[str]:
 def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
         concurrency: int = 2) -> int:
     """Start everything, restart what dies, stop everything on SIGINT or SIGTERM."""
-    env = {**os.environ, "INBOX_RELAY_CONFIG": str(Path(settings.source).resolve())}
+    # Supervised children leave the private Redis to us: one that started its own while ours was
+    # down would leave a Redis nobody watches.
+    env = {**os.environ, "INBOX_RELAY_CONFIG": str(Path(settings.source).resolve()),
+           "INBOX_RELAY_SUPERVISED": "1"}
     commands = {"web": web_command(host, port, web_workers), "worker": worker_command(concurrency)}
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import time
 
 from celery import shared_task
 from celery.signals import worker_ready
 
-from workers import pipeline
+from workers import hydration, pipeline
 from workers.deliver import drain
-from workers.errors import GraphRetryable, GraphThrottled, GraphTokenInvalid
-from workers.events import Event, parse_envelope
-from workers.hydrate import ONE_BY_ONE, hydrate_thread, unavailable
+from workers.events import parse_envelope
 from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
-HYDRATION_PENDING = {"pending", ONE_BY_ONE}
 SWEEP_EVERY = 60.0
 # Anything unforeseen (a Redis blip, a bug) retries with capped backoff instead of losing the task.
 TASK_OPTIONS = {"bind": True, "max_retries": None, "acks_late": True, "autoretry_for": (Exception,),
@@ -35,8 +30,7 @@ def ingest(self, delivery_id: int, body: str, force: bool = False) -> int:
         log.error("delivery=%s is not JSON; dropped", delivery_id)
         return 0
     events = parse_envelope(envelope) if isinstance(envelope, dict) else []
-    for event in events:
-        pipeline.route(rt, event, force=force)
+    pipeline.route(rt, events, force=force)
     log.info("delivery=%s events=%d", delivery_id, len(events))
     return len(events)
 
@@ -59,18 +53,14 @@ def deliver(self, queue: str) -> None:
 
 @shared_task(name="inbox_relay.hydrate", **TASK_OPTIONS)
 def hydrate(self, queue: str, failures: int = 0) -> None:
-    """Hydrate the pending messages of one conversation with one Graph call under the budget.
+    """Spend one Graph call, under the account's budget, on the account's pending messages.
 
     `failures` counts transient Graph errors only, so waiting for budget never inflates the backoff.
     """
     rt = runtime()
-    events = [Event.from_dict(record) for record in rt.store.peek(queue, 100)]
-    pending = [event for event in events if event.hydration in HYDRATION_PENDING]
-    _settle(rt, queue, [event for event in events if event.hydration not in HYDRATION_PENDING])
-    if pending:
-        delay, failed = _hydrate_pending(rt, queue, pending, failures=failures)
-        if delay is not None:
-            raise _retry_later(self, rt, queue, delay, failures=failures + 1 if failed else failures)
+    delay, failed = hydration.run(rt, queue, failures=failures)
+    if delay is not None:
+        raise _retry_later(self, rt, queue, delay, failures=failures + 1 if failed else 0)
     pipeline.finish(rt, queue)
 
 
@@ -79,71 +69,6 @@ def _retry_later(task, rt: Runtime, queue: str, delay: float, **kwargs):
     countdown = min(delay, rt.settings.max_countdown)
     rt.store.hold(queue, ttl=countdown + rt.settings.visibility_timeout)
     return task.retry(countdown=countdown, kwargs=kwargs or None)
-
-
-def _hydrate_pending(rt: Runtime, queue: str, pending: list[Event], *,
-                     failures: int) -> tuple[float | None, bool]:
-    """Returns (seconds until the next try or None when settled, whether this try failed)."""
-    account = rt.settings.account_for(pending[0].account_id)
-    if account is None:
-        _settle(rt, queue, [unavailable(e, "no [[accounts]] entry for this account id") for e in pending])
-        return None, False
-    if _is_paused(rt, account):
-        return rt.settings.paused_recheck_seconds, False
-    wait = rt.store.take_call(account.page_id, account.calls_per_second)
-    if wait:
-        return wait, False
-    try:
-        outcome = hydrate_thread(pending, account, graph=rt.graph, store=rt.store)
-    except GraphThrottled as exc:
-        wait = exc.retry_after or rt.settings.throttle_seconds
-        rt.store.block_calls(account.page_id, wait)
-        log.warning("account=%s throttled (code %s); waiting %.0fs", account.page_id, exc.code, wait)
-        return wait, False
-    except GraphTokenInvalid as exc:
-        rt.store.pause_account(account.page_id, fingerprint(account.access_token), f"code {exc.code}")
-        log.error("account=%s token invalid (code %s): hydration paused until the token is replaced",
-                  account.page_id, exc.code)
-        return rt.settings.paused_recheck_seconds, False
-    except GraphRetryable as exc:
-        return _transient(rt, queue, pending, exc, failures + 1), True
-    _settle(rt, queue, outcome.settled)
-    for event in outcome.unsettled:
-        rt.store.save_event(event.to_dict())
-    if outcome.one_by_one or outcome.more:
-        return 0.0, False  # the next call waits for budget anyway
-    return (pipeline.backoff(failures + 1), True) if outcome.waiting else (None, False)
-
-
-def _transient(rt: Runtime, queue: str, pending: list[Event], exc: Exception, failures: int) -> float | None:
-    oldest = min((e.timestamp or 0) for e in pending) / 1000
-    if oldest and time.time() - oldest > rt.settings.hydrate_max_age:
-        _settle(rt, queue, [unavailable(e, f"gave up after transient errors: {exc}") for e in pending])
-        return None
-    log.warning("transient graph error (failure %d): %s", failures, type(exc).__name__)
-    return pipeline.backoff(failures)
-
-
-def _is_paused(rt: Runtime, account) -> bool:
-    paused = rt.store.paused(account.page_id)
-    if not paused:
-        return False
-    if paused.get("token") != fingerprint(account.access_token):
-        rt.store.resume_account(account.page_id)
-        log.info("account=%s has a new token; hydration resumes", account.page_id)
-        return False
-    return True
-
-
-def _settle(rt: Runtime, queue: str, events: list[Event]) -> None:
-    for event in events:
-        pipeline.dispatch(rt, event)
-    rt.store.dequeue(queue, *[event.id for event in events])
-
-
-def fingerprint(token: str) -> str:
-    """A short hash that tells tokens apart without storing them."""
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 @shared_task(name="inbox_relay.sweep", **TASK_OPTIONS)
