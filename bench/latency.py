@@ -60,8 +60,8 @@ def end_to_end(relay: RelayProcess, count: int) -> list[float]:
     return latencies
 
 
-def hammer(url: str, signed: list[tuple[bytes, str]]) -> tuple[list[float], float, int]:
-    """POST every body from THREADS threads (a Session each); latencies, wall seconds, non-200 count."""
+def hammer(url: str, signed: list[tuple[bytes, str]], threads: int = THREADS) -> tuple[list[float], float, int]:
+    """POST every body from `threads` threads (a Session each); latencies, wall seconds, non-200 count."""
     def client(chunk: list[tuple[bytes, str]]) -> tuple[list[float], int]:
         session, latencies, failed = requests.Session(), [], 0
         for body, signature in chunk:
@@ -72,18 +72,24 @@ def hammer(url: str, signed: list[tuple[bytes, str]]) -> tuple[list[float], floa
             failed += status != 200
         return latencies, failed
     began = time.perf_counter()
-    with ThreadPoolExecutor(THREADS) as pool:
-        results = list(pool.map(client, [signed[i::THREADS] for i in range(THREADS)]))
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(client, [signed[i::threads] for i in range(threads)]))
     seconds = time.perf_counter() - began
     return [x for latencies, _ in results for x in latencies], seconds, sum(f for _, f in results)
 
 
-def ack_row(name: str, url: str, signed: list[tuple[bytes, str]]) -> list:
+def ack_row(name: str, url: str, signed: list[tuple[bytes, str]], threads: int = THREADS) -> list:
     """Warm up, then measure one server; a table row."""
-    hammer(url, signed[:WARM_UP])
-    latencies, seconds, failed = hammer(url, signed[WARM_UP:])
-    return [name, len(latencies), failed, ms(statistics.median(latencies)), ms(percentile(latencies, 90)),
-            f"{len(latencies) / seconds:.0f}"]
+    hammer(url, signed[:WARM_UP], threads)
+    latencies, seconds, failed = hammer(url, signed[WARM_UP:], threads)
+    return [f"{name}, {threads} client(s)", len(latencies), failed, ms(statistics.median(latencies)),
+            ms(percentile(latencies, 90)), f"{len(latencies) / seconds:.0f}"]
+
+
+def ack_rows(name: str, url: str, prefix: str, posts: int) -> list[list]:
+    """One request at a time (latency), then THREADS at once (throughput)."""
+    return [ack_row(name, url, sized_bodies(f"{prefix}1", posts // 4 + WARM_UP), threads=1),
+            ack_row(name, url, sized_bodies(prefix, posts + WARM_UP))]
 
 
 def ms(seconds: float) -> str:
@@ -122,7 +128,7 @@ def main() -> None:
     process, url = bare_server()
     try:
         assert post(url + "/webhook", read_body("check"))[0] == 200
-        bare = ack_row("bare Flask + HMAC", url + "/webhook", sized_bodies("bare", posts + WARM_UP))
+        bare = ack_rows("bare Flask + HMAC", url + "/webhook", "bare", posts)
     finally:
         process.terminate()
         process.wait(20)
@@ -131,17 +137,18 @@ def main() -> None:
     try:
         relay.start()
         e2e = end_to_end(relay, singles)
-        ours = ack_row("inbox-relay", relay.url + "/webhook", sized_bodies("ack", posts + WARM_UP))
+        ours = ack_rows("inbox-relay", relay.url + "/webhook", "ack", posts)
     finally:
         relay.cleanup()
     print("\nPOST to record in the jsonl file (one delivery at a time, `read` event, no Graph call):")
     print(table(["deliveries", "median ms", "p90 ms", "min ms", "max ms"],
                 [[len(e2e), ms(statistics.median(e2e)), ms(percentile(e2e, 90)), ms(min(e2e)), ms(max(e2e))]]))
     print("\nPOST /webhook answered 200:")
-    print(table(["server", "requests", "non-200", "median ms", "p90 ms", "req/s"], [ours, bare]))
-    ratio = [float(ours[i]) / float(bare[i]) for i in (5, 3, 4)]
-    print(f"\ninbox-relay / bare: throughput {ratio[0]:.2f}x, median latency {ratio[1]:.2f}x, "
-          f"p90 latency {ratio[2]:.2f}x")
+    print(table(["server", "requests", "non-200", "median ms", "p90 ms", "req/s"], [*ours, *bare]))
+    for (mine, base) in zip(ours, bare):
+        ratio = [float(mine[i]) / float(base[i]) for i in (5, 3, 4)]
+        print(f"inbox-relay / bare, {mine[0].split(', ')[1]}: throughput {ratio[0]:.2f}x, "
+              f"median latency {ratio[1]:.2f}x, p90 latency {ratio[2]:.2f}x")
 
 
 if __name__ == "__main__":
