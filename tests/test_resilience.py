@@ -73,3 +73,48 @@ def test_killed_web_worker_loses_no_accepted_delivery(relay):
     web_workers[0].send_signal(signal.SIGKILL)
     accepted |= _post_stream(relay, range(10, 30))
     _delivered_once(relay, accepted)
+
+
+def test_redis_that_comes_back_empty_gets_recent_deliveries_again():
+    """A Redis without persistence restarts empty: the relay notices and publishes again."""
+    import subprocess
+
+    from tests.harness import free_port
+    from workers.embedded import redis_server_binary
+
+    port = free_port()
+    server = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    relay = RelayProcess(lambda d: write_config(d / "c.toml", graph_url="http://127.0.0.1:9", accounts=[],
+                                                broker_url=url))
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        wait_for(lambda: _pings(client), message="the test Redis")
+        relay.start()
+        worker = _component(relay, "celery")
+        accepted = _post_stream(relay, range(0, 3))
+        _delivered_once(relay, accepted)
+        stopped = [worker, *worker.children(recursive=True)]
+        for process in stopped:
+            process.suspend()  # tasks pile up in Redis ...
+        accepted |= _post_stream(relay, range(3, 20))
+        wait_for(lambda: client.llen("inbox-relay") >= 12, message="tasks queued in Redis")
+        client.flushall()      # ... and are gone, as after a restart without persistence
+        for process in stopped:
+            process.resume()
+        wait_for(lambda: accepted <= {r["id"] for r in relay.events()}, timeout=60,
+                 message="every accepted event despite the lost queue")
+    finally:
+        relay.cleanup()
+        server.terminate()
+        server.wait(10)
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except Exception:
+        return False

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     force INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS unpublished ON deliveries(id) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS relay_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -89,6 +90,20 @@ class Inbox:
         """Give back what `owner` claimed but did not publish, so that it is tried again at once."""
         self._db().execute("UPDATE deliveries SET claimed_until = NULL WHERE claimed_by = ?"
                            " AND published_at IS NULL", (owner,))
+
+    def republish_since(self, since: float) -> int:
+        """Publish again what was published after `since` (epoch seconds): the broker lost it."""
+        return self._db().execute("UPDATE deliveries SET published_at = NULL, claimed_until = NULL"
+                                  " WHERE published_at >= ?", (since,)).rowcount
+
+    def state(self, key: str) -> str | None:
+        """A value the relay keeps across restarts."""
+        row = self._db().execute("SELECT value FROM relay_state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str) -> None:
+        """Keep a value across restarts."""
+        self._db().execute("INSERT OR REPLACE INTO relay_state (key, value) VALUES (?, ?)", (key, value))
 
     def unpublished_count(self) -> int:
         """How many deliveries wait for the broker."""

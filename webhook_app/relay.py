@@ -18,6 +18,7 @@ IDLE_POLL = 0.5          # seconds between looks at the inbox when nobody wakes 
 GATHER = 0.002           # after a wake-up, let a few more deliveries arrive: fewer, larger batches
 MAX_OUTAGE_WAIT = 10.0   # longest pause between attempts while the broker is down
 PRUNE_EVERY = 3600.0
+WATCH_EVERY = 2.0        # seconds between looks at whether Redis lost its data
 
 
 def build_relay(settings, *, wakeup=None) -> "Relay":
@@ -25,8 +26,13 @@ def build_relay(settings, *, wakeup=None) -> "Relay":
     from workers.celery_config import create_celery
 
     # NORMAL: a lost "published" mark only publishes a delivery again, which dedup absorbs.
+    from webhook_app.watch import StoreWatch
+    from workers.store import Store
+
     inbox = Inbox(settings.data_dir / INBOX_FILE, synchronous="NORMAL")
-    return Relay(inbox, celery_publisher(create_celery(settings)), wakeup=wakeup)
+    watch = StoreWatch(Store(settings.redis_store_url).redis, inbox)
+    return Relay(inbox, celery_publisher(create_celery(settings)), wakeup=wakeup, watch=watch,
+                 replay_window=settings.replay_window)
 
 
 def celery_publisher(celery_app) -> Callable[[Delivery], None]:
@@ -42,8 +48,10 @@ class Relay:
     """Claims unpublished deliveries, publishes them, marks them; waits out broker outages."""
 
     def __init__(self, inbox: Inbox, publish: Callable[[Delivery], None], *,
-                 retention_days: float = 7.0, wakeup=None):
+                 retention_days: float = 7.0, wakeup=None, watch=None, replay_window: float = 900.0):
         self.inbox, self.publish = inbox, publish
+        self.watch, self.replay_window = watch, replay_window
+        self._last_watch = 0.0
         self.retention = retention_days * 86400
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         # A threading.Event, or a PipeWakeup when the web workers are other processes.
@@ -74,6 +82,7 @@ class Relay:
         pause = 0.1
         while not self._stop.is_set():
             try:
+                self._watch_now_and_then()
                 moved = self.pump()
                 self._prune_now_and_then()
                 pause = 0.1
@@ -100,6 +109,20 @@ class Relay:
             if len(published) < len(claimed):
                 self.inbox.release(self.owner)  # try the rest again without waiting out the lease
         return len(published)
+
+    def _watch_now_and_then(self) -> None:
+        now = time.time()
+        if self.watch is None or now - self._last_watch < WATCH_EVERY:
+            return
+        self._last_watch = now
+        try:
+            lost = self.watch.data_lost()
+        except Exception as exc:  # the store is down: publishing may still work, so go on
+            log.warning("relay: cannot reach the store (%s)", type(exc).__name__)
+            return
+        if lost:
+            count = self.inbox.republish_since(now - self.replay_window)
+            log.warning("relay: Redis lost its data; publishing the last %d deliveries again", count)
 
     def _prune_now_and_then(self) -> None:
         now = time.time()

@@ -49,6 +49,7 @@ class Settings:
     store_url: str = ""
     data_dir: Path = Path("./var")
     visibility_timeout: float = 60.0
+    replay_window: float = 900.0
     max_body_bytes: int = 1024 * 1024
     coalesce_seconds: float = 0.3
     hydrate_max_age: float = 600.0
@@ -102,7 +103,7 @@ _META = {"app_secrets": (list, REQUIRED), "verify_token": (str, REQUIRED),
 _ACCOUNT = {"page_id": (str, REQUIRED), "access_token": (str, ""), "instagram_id": (str, None),
             "calls_per_second": (float, 2.0)}
 _QUEUE = {"broker_url": (str, ""), "store_url": (str, ""), "data_dir": (str, "./var"),
-          "visibility_timeout": (float, 60.0)}
+          "visibility_timeout": (float, 60.0), "replay_window": (float, 900.0)}
 _WEB = {"max_body_bytes": (int, 1024 * 1024)}
 _HYDRATION = {"coalesce_seconds": (float, 0.3), "max_age": (float, 600.0),
               "throttle_seconds": (float, 60.0), "paused_recheck_seconds": (float, 30.0)}
@@ -147,7 +148,8 @@ def settings_from_dict(doc: dict, *, env: dict | None = None, source: Path | Non
         accounts=_accounts(doc.get("accounts", []), env),
         handlers=_handlers(doc.get("handlers", []), source),
         broker_url=queue["broker_url"], store_url=queue["store_url"], data_dir=data_dir,
-        visibility_timeout=queue["visibility_timeout"], max_body_bytes=web["max_body_bytes"],
+        visibility_timeout=queue["visibility_timeout"], replay_window=queue["replay_window"],
+        max_body_bytes=web["max_body_bytes"],
         coalesce_seconds=hydration["coalesce_seconds"], hydrate_max_age=hydration["max_age"],
         throttle_seconds=hydration["throttle_seconds"],
         paused_recheck_seconds=hydration["paused_recheck_seconds"],
