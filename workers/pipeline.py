@@ -94,6 +94,6 @@ def finish(rt: Runtime, queue: str) -> None:
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
-    """Exponential backoff with full jitter for the `attempt`-th retry (1-based)."""
+    """Exponential backoff with jitter (half to all of the doubling step) for retry `attempt` (1-based)."""
     ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
     return random.uniform(ceiling / 2, ceiling)
