@@ -315,3 +315,9 @@ def test_cli_status_reports_paused_and_throttled_accounts(tmp_path, store, monke
     assert report["waiting"] == {"handler a": 1} and report["dead_letters"] == 0
     table = CliRunner().invoke(cli_status.status, ["--config", str(path)], catch_exceptions=False).output
     assert "PAUSED (code 190)" in table and "throttled for" in table and "waiting for handler a: 1" in table
+
+
+def test_cli_lists_nothing_cleanly(config, store, monkeypatch):
+    monkeypatch.setattr(cli_admin, "store_or_exit", lambda settings: store)
+    empty = invoke("dl", "list", "--handler", "nobody", config=config)
+    assert empty.exit_code == 0 and "0 dead letter(s)" in empty.output and "HANDLER" in empty.output

@@ -8,7 +8,8 @@ import click
 
 from workers import admin
 from workers.cli_util import (Duration, body_option, config_option, echo_json, echo_table,
-                              json_option, settings_or_exit, store_or_exit, when)
+                              json_option, private_redis_for_this_command, settings_or_exit,
+                              store_or_exit, when)
 from workers.cli_deliveries import deliveries  # both groups importable from here
 from workers.config import Settings
 from workers.errors import RelayError
@@ -35,11 +36,9 @@ def filter_options(command):
 
 def _runtime(settings: Settings):
     from workers.celery_config import create_celery
-    from workers.embedded import ensure_embedded_redis
     from workers.runtime import build_runtime
 
-    if settings.embedded:
-        ensure_embedded_redis(settings, daemonize=True)
+    private_redis_for_this_command(settings)
     create_celery(settings).set_current()  # replay schedules drain tasks on this broker
     try:
         return build_runtime(settings)

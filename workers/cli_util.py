@@ -44,15 +44,25 @@ def settings_or_exit(config: str | None) -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def store_or_exit(settings: Settings):
-    """The shared Store (starting the private Redis if it is the one), or a clean error."""
-    import redis
+def private_redis_for_this_command(settings: Settings) -> None:
+    """With the private Redis, make sure it answers; one started here stops when the command ends."""
+    import atexit
 
-    from workers.embedded import ensure_embedded_redis
-    from workers.store import Store
+    from workers.embedded import ensure_embedded_redis, stop_embedded_redis
 
     if settings.embedded:
-        ensure_embedded_redis(settings, daemonize=True)
+        process = ensure_embedded_redis(settings, daemonize=False)
+        if process is not None:
+            atexit.register(stop_embedded_redis, process)
+
+
+def store_or_exit(settings: Settings):
+    """The shared Store (the private Redis answering, if it is the one), or a clean error."""
+    import redis
+
+    from workers.store import Store
+
+    private_redis_for_this_command(settings)
     store = Store(settings.redis_store_url)
     try:
         store.redis.ping()
@@ -72,7 +82,7 @@ def when(epoch: float | None) -> str:
 def echo_table(headers: list[str], rows: list[list]) -> None:
     """Print rows as left-aligned columns under a header."""
     cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     for row in [headers, ["-" * w for w in widths], *cells]:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 
