@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workers.config_checks import (REQUIRED, list_of_tables, reject_unknown, string_list,
+                                   table)
 from workers.errors import ConfigError
 
-REQUIRED = object()
 
 
 @dataclass(frozen=True)
@@ -131,16 +132,16 @@ def load_settings(path: str | os.PathLike | None = None, *, env: dict | None = N
 def settings_from_dict(doc: dict, *, env: dict | None = None, source: Path | None = None) -> Settings:
     """Validate a parsed configuration document into Settings."""
     env = os.environ if env is None else env
-    _reject_unknown(doc, _TOP, "")
-    meta = _table(doc.get("meta", {}), _META, "meta", overrides=_meta_env(env))
-    queue = _table(doc.get("queue", {}), _QUEUE, "queue",
+    reject_unknown(doc, _TOP, "")
+    meta = table(doc.get("meta", {}), _META, "meta", overrides=_meta_env(env))
+    queue = table(doc.get("queue", {}), _QUEUE, "queue",
                    overrides=_present({"broker_url": env.get("INBOX_RELAY_BROKER_URL")}))
-    web = _table(doc.get("web", {}), _WEB, "web")
-    hydration = _table(doc.get("hydration", {}), _HYDRATION, "hydration")
+    web = table(doc.get("web", {}), _WEB, "web")
+    hydration = table(doc.get("hydration", {}), _HYDRATION, "hydration")
     data_dir = Path(queue["data_dir"])
     if source is not None and not data_dir.is_absolute():
         data_dir = source.parent / data_dir
-    secrets = _string_list(meta["app_secrets"], "meta.app_secrets")
+    secrets = string_list(meta["app_secrets"], "meta.app_secrets")
     return Settings(
         app_secrets=secrets, verify_token=meta["verify_token"],
         graph_url=meta["graph_url"].rstrip("/"), graph_version=meta["graph_version"],
@@ -171,11 +172,11 @@ def _present(values: dict) -> dict:
 
 def _accounts(items: Any, env: dict) -> tuple[Account, ...]:
     accounts = []
-    for index, item in enumerate(_list_of_tables(items, "accounts")):
+    for index, item in enumerate(list_of_tables(items, "accounts")):
         where = f"accounts[{index}]"
         page_id = item.get("page_id")
         token = env.get(f"META_PAGE_TOKEN_{page_id}") if isinstance(page_id, str) else None
-        values = _table(item, _ACCOUNT, where, overrides=_present({"access_token": token}))
+        values = table(item, _ACCOUNT, where, overrides=_present({"access_token": token}))
         if not values["access_token"]:
             raise ConfigError(f"{where}.access_token: missing (or set META_PAGE_TOKEN_{page_id})")
         accounts.append(Account(**values))
@@ -184,9 +185,9 @@ def _accounts(items: Any, env: dict) -> tuple[Account, ...]:
 
 def _handlers(items: Any, source: Path | None) -> tuple[HandlerConfig, ...]:
     handlers, names = [], set()
-    for index, item in enumerate(_list_of_tables(items, "handlers")):
+    for index, item in enumerate(list_of_tables(items, "handlers")):
         where = f"handlers[{index}]"
-        policy = _table({k: v for k, v in item.items() if k in _HANDLER_POLICY}, _HANDLER_POLICY, where)
+        policy = table({k: v for k, v in item.items() if k in _HANDLER_POLICY}, _HANDLER_POLICY, where)
         name = policy["name"] or policy["type"]
         if name in names:
             raise ConfigError(f"{where}.name: '{name}' is used twice; give each handler a unique name")
@@ -197,45 +198,3 @@ def _handlers(items: Any, source: Path | None) -> tuple[HandlerConfig, ...]:
         handlers.append(HandlerConfig(type=policy["type"], name=name, options=options,
                                       max_attempts=policy["max_attempts"], max_age=policy["max_age"]))
     return tuple(handlers)
-
-
-def _list_of_tables(items: Any, where: str) -> list[dict]:
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise ConfigError(f"{where}: expected an array of tables ([[{where}]])")
-    return items
-
-
-def _table(values: Any, schema: dict, where: str, *, overrides: dict | None = None) -> dict:
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a table ([{where}])")
-    _reject_unknown(values, schema, f"{where}.")
-    values = {**values, **(overrides or {})}
-    result = {}
-    for key, (kind, default) in schema.items():
-        if key not in values:
-            if default is REQUIRED:
-                raise ConfigError(f"{where}.{key}: missing required key")
-            result[key] = default
-            continue
-        result[key] = _typed(values[key], kind, f"{where}.{key}")
-    return result
-
-
-def _typed(value: Any, kind: type, where: str) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind in (int, float) and isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _string_list(value: list, where: str) -> tuple[str, ...]:
-    if not value or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{where}: expected a non-empty list of non-empty strings")
-    return tuple(value)
-
-
-def _reject_unknown(values: dict, known, prefix: str) -> None:
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
