@@ -1,5 +1,5 @@
 """The whole path on real components: `inbox-relay run` (gunicorn, relay, Celery worker, broker)
-with a Graph API stand-in over HTTP; on the private Redis and on the machine's Redis."""
+with a Graph API stand-in over HTTP; on the private Redis, the machine's Redis, and RabbitMQ."""
 
 import json
 import time
@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.fake_graph import FakeGraphServer, GraphWorld
-from tests.harness import FIXTURES, RelayProcess, redis_url, wait_for, write_config
+from tests.harness import FIXTURES, TEST_REDIS, RelayProcess, redis_url, wait_for, write_config
 from workers.events import parse_envelope
 from workers.store import Store
 
@@ -35,17 +35,24 @@ def _accounts() -> list[dict]:
     return accounts + [{"page_id": IG_PAGE, "instagram_id": IG_ACCOUNT, "access_token": f"token-{IG_PAGE}"}]
 
 
-@pytest.fixture(scope="module", params=["embedded", "redis"])
+BROKERS = {"embedded": ("", None), "redis": (TEST_REDIS + "/5", None),
+           "rabbitmq": ("amqp://guest:guest@127.0.0.1:5672//", TEST_REDIS + "/4")}
+
+
+@pytest.fixture(scope="module", params=list(BROKERS))
 def system(request):
     world = _world()
+    broker, store = BROKERS[request.param]
+    for url in (broker, store):
+        if url and url.startswith("redis"):
+            redis_url(int(url.rsplit("/", 1)[1]))  # flush that database
+    extra = {"hydration": {"coalesce_seconds": 0.2}, "queue": {"store_url": store} if store else {}}
     with FakeGraphServer(world) as graph:
-        broker = redis_url(5) if request.param == "redis" else ""
         relay = RelayProcess(lambda d: write_config(d / "inbox-relay.toml", graph_url=graph.url,
-                                                    accounts=_accounts(), broker_url=broker,
-                                                    extra={"hydration": {"coalesce_seconds": 0.2}}))
+                                                    accounts=_accounts(), broker_url=broker, extra=extra))
         relay.start()
         relay.world = world
-        relay.store_url = broker or f"unix://{relay.dir / 'var' / 'redis.sock'}"
+        relay.store_url = store or broker or f"unix://{relay.dir / 'var' / 'redis.sock'}"
         yield relay
         relay.cleanup()
 
