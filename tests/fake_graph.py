@@ -56,6 +56,7 @@ class GraphWorld:
         self.usage_header: str | None = None
         self.nested_details = True            # False: nested messages come as ids only
         self.max_page = 100                   # the most items one page holds, whatever the limit
+        self.refuse_listing = False           # True: a listing without user_id asks for less data
 
     # -- building the world ---------------------------------------------------------------
     def add_account(self, page_id: str, token: str) -> None:
@@ -129,7 +130,8 @@ class GraphWorld:
 
     def _read(self, parts: list[str], query: dict, page_id: str) -> tuple[int, dict]:
         if len(parts) == 2 and parts[1] == "conversations" and parts[0] == page_id:
-            return 200, self._conversations(page_id, query)
+            body = self._conversations(page_id, query)
+            return (500 if "error" in body else 200), body
         if len(parts) == 2 and parts[1] == "messages" and parts[0] in self.conversations:
             conversation = self.conversations[parts[0]]
             if conversation.page_id == page_id:
@@ -146,6 +148,9 @@ class GraphWorld:
                            "GraphMethodException", 33)
 
     def _conversations(self, page_id: str, query: dict) -> dict:
+        if self.refuse_listing and not query.get("user_id"):
+            return _error(1, "Please reduce the amount of data you're asking for, then retry your request",
+                          "OAuthException")
         platform = query.get("platform", "messenger")
         found = [c for c in self.conversations.values() if c.page_id == page_id and c.platform == platform
                  and (not query.get("user_id") or c.user_id == query["user_id"])]

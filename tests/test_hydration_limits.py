@@ -124,6 +124,16 @@ def test_invalid_token_pauses_that_account_only_until_replaced():
         assert store.paused("P1") is None
 
 
+def test_a_listing_the_api_refuses_falls_back_to_one_call_per_conversation():
+    world = _world(["P1"])
+    world.refuse_listing = True  # "Please reduce the amount of data you're asking for" (code 1)
+    sent = _seed(world, "P1", [f"U{n}" for n in range(3)], 2)
+    with GraphBackedRelay(world, _accounts(["P1"]), extra=FAST) as relay:
+        _post_all(relay, sent)
+        _complete(relay, sent)
+    assert world.count(code=1) == 1 and world.count(status=200) == 3
+
+
 def test_messages_listed_without_details_are_fetched_by_id():
     world = _world(["P1"])
     world.nested_details = False

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from workers.config import Account
 from workers.conversations import MESSAGE_FIELDS, NESTED, ConversationReader, Listing, detailed
-from workers.errors import GraphPermanent
+from workers.errors import GraphPermanent, GraphRetryable
 from workers.events import Event, to_millis
 from workers.graph import GraphClient
 from workers.store import Store
@@ -73,7 +73,11 @@ def _listable(threads: dict[str, list[Event]]) -> list[list[Event]]:
 
 
 def _hydrate_listing(groups: list[list[Event]], reader: ConversationReader, store: Store) -> Outcome:
-    found = reader.recent_messages(groups[0][0].platform)
+    try:
+        found = reader.recent_messages(groups[0][0].platform)
+    except (GraphPermanent, GraphRetryable):
+        # Too much data for one answer, or a listing the API will not give: ask per conversation.
+        found = {}
     outcome = Outcome()
     for event in (e for group in groups for e in group):
         conversation_id, message = found.get(event.mid, (None, None))
