@@ -23,12 +23,11 @@ WATCH_EVERY = 2.0        # seconds between looks at whether Redis lost its data
 
 def build_relay(settings, *, wakeup=None) -> "Relay":
     """A relay for the inbox in settings.data_dir, publishing to the configured broker."""
-    from workers.celery_config import create_celery
-
-    # NORMAL: a lost "published" mark only publishes a delivery again, which dedup absorbs.
     from webhook_app.watch import StoreWatch
+    from workers.celery_config import create_celery
     from workers.store import Store
 
+    # NORMAL: a lost "published" mark only publishes a delivery again, which dedup absorbs.
     inbox = Inbox(settings.data_dir / INBOX_FILE, synchronous="NORMAL")
     watch = StoreWatch(Store(settings.redis_store_url).redis, inbox)
     return Relay(inbox, celery_publisher(create_celery(settings)), wakeup=wakeup, watch=watch,

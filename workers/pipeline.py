@@ -34,14 +34,13 @@ def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
         if force:
             for loaded in handlers:
                 rt.store.forget_done(loaded.name, event.id)
-        elif handlers and all(rt.store.is_done(h.name, event.id) for h in handlers):
-            continue  # a repeated delivery: every handler already has this event
         reason = _no_hydration_reason(rt, event) if event.hydration == "pending" else None
-        if event.hydration == "pending" and reason is None:
+        if event.hydration != "pending" or reason is not None:
+            ready.append(unavailable(event, reason) if reason else event)  # dispatch skips done ones
+        elif force or not handlers or not all(rt.store.is_done(h.name, event.id) for h in handlers):
             rt.store.enqueue(hydration_queue(event), event.to_dict(), score=time.time() * 1000)
             hydrating.append(hydration_queue(event))
-        else:
-            ready.append(unavailable(event, reason) if reason else event)
+        # else: a repeated delivery every handler already has: no Graph call for it
     dispatch(rt, *ready)
     for queue in dict.fromkeys(hydrating):
         schedule(rt, queue, countdown=rt.settings.coalesce_seconds)

@@ -78,7 +78,7 @@ class Store:
         """Whether some task holds the flag `name`."""
         return bool(self.redis.exists(self.key("flag", name)))
 
-    # -- ordered queues of event ids (hydration per thread, delivery per handler and thread) -----
+    # -- ordered queues of event ids (hydration per account, delivery per handler and thread) ----
     def enqueue(self, queue: str, event: dict, *, score: float | None = None) -> None:
         """Add an event to a queue, ordered by `score` (default: the event's timestamp)."""
         self.save_event(event)
