@@ -21,7 +21,7 @@ import redis
 from webhook_app.signature import sign
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 TEST_REDIS = "redis://127.0.0.1:6379"
