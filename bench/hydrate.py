@@ -24,7 +24,7 @@ from tests.fake_graph import FakeGraphServer, GraphWorld  # noqa: E402
 from tests.harness import RelayProcess, wait_for, write_config  # noqa: E402
 
 CALLS_PER_SECOND = 2.0
-NAIVE_INTERVAL = 1 / CALLS_PER_SECOND + 0.06  # the same safety margin as workers/store.py
+NAIVE_INTERVAL = 1 / CALLS_PER_SECOND + 0.06  # the same safety margin as workers/state/budgets.py
 PAGES = ("100000000000001", "100000000000002", "100000000000003")
 BURST = 10
 WAIT_TIMEOUT = 90.0

@@ -12,16 +12,24 @@ import redis
 from celery import _state as celery_state
 from click.testing import CliRunner
 
-from webhook_app.inbox import Inbox
-from workers import admin, cli_admin, cli_deliveries, pipeline
-from workers.celery_config import QUEUE, create_celery
-from workers.config import HandlerConfig, settings_from_dict
-from workers.deliver import deliver_one, drain
-from workers.errors import HandlerRejected
-from workers.events import Event, parse_envelope
-from workers.handlers import LoadedHandler, load_handlers
-from workers.runtime import Runtime
-from workers.store import Store
+from workers.cli import dead_letters as cli_admin
+from workers.cli import deliveries as cli_deliveries
+from workers.cli import status as cli_status
+from workers.cli.common import Duration
+from workers.delivery import dead_letters as admin
+from workers.delivery.drain import deliver_one, drain
+from workers.delivery.plugins import LoadedHandler, load_handlers
+from workers.errors import AdminError, HandlerRejected
+from workers.inbox import deliveries
+from workers.inbox.database import Inbox
+from workers.ingest.parse import parse_envelope
+from workers.records import DeliveryQueue, Event
+from workers.runtime.celery_setup import QUEUE, create_celery
+from workers.runtime.context import Runtime
+from workers.runtime.config import settings_from_dict
+from workers.runtime.settings import HandlerConfig
+from workers.scheduler import Scheduler
+from workers.state import Store
 
 REDIS = "redis://127.0.0.1:6379/0"
 TEXT_MARKER = "PRIVATE-TEXT-7c31"
@@ -53,8 +61,8 @@ class Refuser:
 def dead_letter(store: Store, handler: str, event: Event) -> None:
     """Dead-letter `event` for `handler` through the real delivery code."""
     config = HandlerConfig(type="test", name=handler, max_attempts=8, max_age=3600.0)
-    queue = pipeline.delivery_queue(handler, event)
-    store.enqueue(queue, event.to_dict())
+    queue = DeliveryQueue.of(handler, event)
+    store.queues.enqueue(queue.name, event.id, event.to_dict(), score=event.timestamp or 0)
     assert deliver_one(store, LoadedHandler(Refuser(handler), config), queue, event.to_dict()) is None
 
 
@@ -85,7 +93,9 @@ def rt(tmp_path, store, prefix):
                                          "global_keyprefix": f"{prefix}-celery:"}
     previous = celery_state._tls.current_app
     app.set_current()
-    yield Runtime(settings, store, graph=None, handlers=load_handlers(settings), config_mtime=None)
+    scheduler = Scheduler(store.flags, store.queues, app.send_task, visibility_timeout=60,
+                          coalesce_seconds=0)
+    yield Runtime(settings, store, graph=None, handlers=load_handlers(settings), scheduler=scheduler)
     celery_state._set_current_app(previous)
 
 
@@ -108,8 +118,8 @@ def letters(store):
 
 # -- dead letters -----------------------------------------------------------------------------
 def test_list_filters(store, letters):
-    ids = lambda where, **kw: [(l["handler"], l["event"]["id"])
-                               for l in admin.list_dead_letters(store, where, **kw)]
+    ids = lambda where, **kw: [(l.handler, l.event_id)
+                               for l in admin.list_dead_letters(store.dead_letters, where, **kw)]
     e1, e2, e3, e4 = (e.id for e in letters)
     assert ids(admin.LetterFilter()) == [("a", e1), ("a", e2), ("a", e3), ("b", e4)]
     assert ids(admin.LetterFilter(handler="b")) == [("b", e4)]
@@ -124,16 +134,16 @@ def test_list_filters(store, letters):
 
 
 def test_a_letter_records_what_failed(store, letters):
-    letter = admin.get_dead_letter(store, "a", letters[0].id)
-    assert letter["event"] == letters[0].to_dict()
-    assert letter["attempts"] == 1 and "HandlerRejected" in letter["error"]
-    with pytest.raises(admin.AdminError, match="no dead letter"):
-        admin.get_dead_letter(store, "b", letters[0].id)
+    letter = admin.get_dead_letter(store.dead_letters, "a", letters[0].id)
+    assert letter.event == letters[0].to_dict()
+    assert letter.attempts == 1 and "HandlerRejected" in letter.error
+    with pytest.raises(AdminError, match="no dead letter"):
+        admin.get_dead_letter(store.dead_letters, "b", letters[0].id)
 
 
 def test_summary_hides_text_unless_asked(store, letters):
-    letter = admin.get_dead_letter(store, "a", letters[0].id)
-    assert TEXT_MARKER in json.dumps(letter)
+    letter = admin.get_dead_letter(store.dead_letters, "a", letters[0].id)
+    assert TEXT_MARKER in json.dumps(letter.to_dict())
     assert TEXT_MARKER not in json.dumps(admin.letter_summary(letter))
     assert admin.letter_summary(letter)["event"]["id"] == letters[0].id
     assert TEXT_MARKER in json.dumps(admin.letter_summary(letter, with_body=True))
@@ -141,16 +151,16 @@ def test_summary_hides_text_unless_asked(store, letters):
 
 def test_replay_requeues_for_that_handler_only(rt, store, prefix, letters):
     event = letters[0]
-    store.mark_done("a", event.id)  # as if it had succeeded once before: a replay must not skip it
-    queue = admin.replay_dead_letter(rt, admin.get_dead_letter(store, "a", event.id))
-    assert queue == pipeline.delivery_queue("a", event)
-    assert [r["id"] for r in store.peek(queue)] == [event.id]
-    assert not store.is_done("a", event.id)
-    assert store.is_claimed(queue)
-    assert published_tasks(prefix) == [{"task": "inbox_relay.deliver", "args": [queue]}]
-    remaining = [(l["handler"], l["event"]["id"]) for l in admin.list_dead_letters(store)]
+    store.progress.mark_done("a", event.id)  # as if it had succeeded once before: a replay must not skip it
+    queue = admin.replay_dead_letter(rt, admin.get_dead_letter(store.dead_letters, "a", event.id))
+    assert queue == DeliveryQueue.of("a", event)
+    assert [r["id"] for r in store.queues.peek(queue.name)] == [event.id]
+    assert not store.progress.is_done("a", event.id)
+    assert store.flags.is_claimed(queue.name)
+    assert published_tasks(prefix) == [{"task": "inbox_relay.deliver", "args": [queue.name]}]
+    remaining = [(l.handler, l.event_id) for l in admin.list_dead_letters(store.dead_letters)]
     assert ("a", event.id) not in remaining and len(remaining) == 3
-    assert store.queue_length(pipeline.delivery_queue("b", event)) == 0
+    assert store.queues.length(DeliveryQueue.of("b", event).name) == 0
     # The queued event now reaches the handler as any other would.
     assert drain(store, rt.handlers["a"], queue) is None
     lines = (rt.settings.data_dir / "a.jsonl").read_text().splitlines()
@@ -160,28 +170,30 @@ def test_replay_requeues_for_that_handler_only(rt, store, prefix, letters):
 
 def test_replay_with_filter(rt, store, prefix, letters):
     assert admin.replay_dead_letters(rt, admin.LetterFilter(handler="a", kind="message")) == 2
-    left = {(l["handler"], l["event"]["id"]) for l in admin.list_dead_letters(store)}
+    left = {(l.handler, l.event_id) for l in admin.list_dead_letters(store.dead_letters)}
     assert left == {("a", letters[1].id), ("b", letters[3].id)}
     assert len(published_tasks(prefix)) == 2
 
 
 def test_replay_refuses_an_unconfigured_handler(rt, store, letters):
     dead_letter(store, "gone", letters[0])
-    with pytest.raises(admin.AdminError, match="gone"):
+    with pytest.raises(AdminError, match="gone"):
         admin.replay_dead_letters(rt, admin.LetterFilter())
-    assert len(admin.list_dead_letters(store)) == 5  # nothing replayed, nothing removed
-    with pytest.raises(admin.AdminError, match="not configured"):
-        admin.replay_dead_letter(rt, admin.get_dead_letter(store, "gone", letters[0].id))
-    assert admin.get_dead_letter(store, "gone", letters[0].id)
+    assert len(admin.list_dead_letters(store.dead_letters)) == 5  # nothing replayed, nothing removed
+    with pytest.raises(AdminError, match="not configured"):
+        admin.replay_dead_letter(rt, admin.get_dead_letter(store.dead_letters, "gone", letters[0].id))
+    assert admin.get_dead_letter(store.dead_letters, "gone", letters[0].id)
 
 
-def test_purge_with_filter(store, letters):
-    assert admin.purge_dead_letters(store, admin.LetterFilter(account_id="222")) == 1
-    assert admin.purge_dead_letters(store, admin.LetterFilter(account_id="222")) == 0
-    assert [l["event"]["id"] for l in admin.list_dead_letters(store)] == [
+def test_remove_selected_letters(store, letters):
+    purge = lambda where: admin.remove_dead_letters(
+        store.dead_letters, admin.list_dead_letters(store.dead_letters, where))
+    assert purge(admin.LetterFilter(account_id="222")) == 1
+    assert purge(admin.LetterFilter(account_id="222")) == 0
+    assert [l.event_id for l in admin.list_dead_letters(store.dead_letters)] == [
         letters[0].id, letters[1].id, letters[3].id]
-    assert admin.purge_dead_letters(store, admin.LetterFilter()) == 3
-    assert admin.list_dead_letters(store) == []
+    assert purge(admin.LetterFilter()) == 3
+    assert admin.list_dead_letters(store.dead_letters) == []
 
 
 # -- deliveries -------------------------------------------------------------------------------
@@ -197,25 +209,25 @@ def test_list_deliveries_newest_first_with_shape(tmp_path):
     second = inbox.append(envelope_bytes(1, "instagram"))
     third = inbox.append(b"not json")
     inbox.mark_published([first])
-    infos = admin.list_deliveries(inbox)
+    infos = deliveries.list_deliveries(inbox)
     assert [i.id for i in infos] == [third, second, first]
     assert [(i.object, i.entries) for i in infos] == [(None, None), ("instagram", 1), ("page", 2)]
     assert [i.published for i in infos] == [False, False, True]
     assert infos[2].size == len(envelope_bytes(2)) and all(i.body is None for i in infos)
-    assert admin.list_deliveries(inbox, limit=1, with_body=True)[0].body == b"not json"
+    assert deliveries.list_deliveries(inbox, limit=1, with_body=True)[0].body == b"not json"
 
 
 def test_replay_delivery_appends_it_forced(tmp_path):
     inbox = Inbox(tmp_path / "inbox.sqlite3")
     original = inbox.append(envelope_bytes(3))
     inbox.mark_published([original])
-    new_id = admin.replay_delivery(inbox, original)
+    new_id = deliveries.replay_delivery(inbox, original)
     assert new_id != original
     replayed = inbox.get(new_id)
     assert replayed.body == envelope_bytes(3) and replayed.force and replayed.published_at is None
     assert [d.id for d in inbox.claim("test")] == [new_id]
-    with pytest.raises(admin.AdminError, match="no delivery 999"):
-        admin.replay_delivery(inbox, 999)
+    with pytest.raises(AdminError, match="no delivery 999"):
+        deliveries.replay_delivery(inbox, 999)
 
 
 # -- the command line -------------------------------------------------------------------------
@@ -265,20 +277,20 @@ def test_cli_dead_letters(config, store, letters, monkeypatch):
     assert invoke("dl", "replay", config=config).exit_code == 2  # says which letters, or nothing
     assert invoke("dl", "purge", "a", config=config).exit_code == 2
     kept = invoke("dl", "purge", "--account", "222", config=config, input="n\n")
-    assert kept.exit_code == 1 and len(admin.list_dead_letters(store)) == 4
+    assert kept.exit_code == 1 and len(admin.list_dead_letters(store.dead_letters)) == 4
     purged = invoke("dl", "purge", "--account", "222", config=config, input="y\n")
-    assert "purged 1" in purged.output and len(admin.list_dead_letters(store)) == 3
+    assert "purged 1" in purged.output and len(admin.list_dead_letters(store.dead_letters)) == 3
     assert "purged 1" in invoke("dl", "purge", "--handler", "b", "--yes", config=config).output
     assert "purged 1" in invoke("dl", "purge", "a", letters[0].id, "--yes", config=config).output
     assert "purged 1" in invoke("dl", "purge", "--all", "--yes", config=config).output
-    assert admin.list_dead_letters(store) == []
+    assert admin.list_dead_letters(store.dead_letters) == []
 
 
 def test_cli_replay_one_letter(config, rt, store, prefix, letters, monkeypatch):
     monkeypatch.setattr(cli_admin, "_runtime", lambda settings: rt)
     result = invoke("dl", "replay", "a", letters[0].id, config=config)
     assert result.exit_code == 0 and "replayed 1" in result.output
-    assert store.queue_length(pipeline.delivery_queue("a", letters[0])) == 1
+    assert store.queues.length(DeliveryQueue.of("a", letters[0]).name) == 1
     assert len(published_tasks(prefix)) == 1
     assert invoke("dl", "replay", "--older-than", "1h", config=config).output.strip() == \
         "replayed 0 dead letter(s)"
@@ -287,7 +299,7 @@ def test_cli_replay_one_letter(config, rt, store, prefix, letters, monkeypatch):
 
 
 def test_duration_option():
-    duration = cli_admin.Duration()
+    duration = Duration()
     assert [duration.convert(v, None, None) for v in ("90", "90s", "15m", "2h", "1.5d")] == \
         [90, 90, 900, 7200, 129600]
     with pytest.raises(Exception, match="not a duration"):
@@ -295,18 +307,16 @@ def test_duration_option():
 
 
 def test_cli_status_reports_paused_and_throttled_accounts(tmp_path, store, monkeypatch):
-    from workers import cli_status
-
     path = tmp_path / "status.toml"
     path.write_text('[meta]\napp_secrets = ["s"]\nverify_token = "t"\n[queue]\n'
                     f'broker_url = "{REDIS}"\n'
                     '[[accounts]]\npage_id = "P1"\naccess_token = "a"\n'
                     '[[accounts]]\npage_id = "P2"\ninstagram_id = "IG2"\naccess_token = "b"\n')
     monkeypatch.setattr(cli_status, "store_or_exit", lambda settings: store)
-    store.pause_account("P1", "fingerprint", "code 190")
-    store.block_calls("P2", 30)
+    store.accounts.pause("P1", "fingerprint", "code 190")
+    store.budgets.block_calls("P2", 30)
     [event] = parse_envelope(json.loads(envelope_bytes(1)))
-    store.enqueue(pipeline.delivery_queue("a", event), event.to_dict())
+    store.queues.enqueue(DeliveryQueue.of("a", event).name, event.id, event.to_dict(), score=1)
     result = CliRunner().invoke(cli_status.status, ["--config", str(path), "--json"], catch_exceptions=False)
     report = json.loads(result.output)
     p1, p2 = report["accounts"]

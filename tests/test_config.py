@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.config import load_settings, settings_from_dict
+from workers.runtime.config import load_settings, settings_from_dict
 from workers.errors import ConfigError
 
 MINIMAL = {"meta": {"app_secrets": ["s1"], "verify_token": "v"}}
@@ -10,11 +10,11 @@ MINIMAL = {"meta": {"app_secrets": ["s1"], "verify_token": "v"}}
 
 def test_minimal_configuration_has_sane_defaults():
     settings = settings_from_dict(MINIMAL, env={})
-    assert settings.app_secrets == ("s1",)
-    assert settings.graph_url == "https://graph.facebook.com"
+    assert settings.meta.app_secrets == ("s1",)
+    assert settings.meta.graph_url == "https://graph.facebook.com"
     assert settings.embedded and settings.celery_broker_url.startswith("redis+socket://")
     assert settings.redis_store_url.startswith("unix://")
-    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.web.max_body_bytes == 1024 * 1024
 
 
 @pytest.mark.parametrize("doc, key", [
@@ -41,8 +41,8 @@ def test_environment_overrides_secrets():
            "accounts": [{"page_id": "42"}]}
     env = {"META_APP_SECRET": "a, b", "META_VERIFY_TOKEN": "env-token", "META_PAGE_TOKEN_42": "tok"}
     settings = settings_from_dict(doc, env=env)
-    assert settings.app_secrets == ("a", "b")
-    assert settings.verify_token == "env-token"
+    assert settings.meta.app_secrets == ("a", "b")
+    assert settings.meta.verify_token == "env-token"
     assert settings.accounts[0].access_token == "tok"
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from tests.harness import FIXTURES
-from workers.events import parse_envelope, to_millis
+from workers.ingest.parse import parse_envelope, to_millis
 
 WEBHOOKS = sorted((FIXTURES / "webhooks").glob("*.json"))
 

@@ -14,13 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from workers.config import settings_from_dict
+from workers.runtime.config import settings_from_dict
 from workers.errors import HandlerRejected, HandlerRetryable, PluginError
-from workers.events import Event, parse_envelope
-from workers.handlers import load_handlers
-from workers.handlers.http import HttpHandler
-from workers.handlers.log import LogHandler
-from workers.handlers.python import PythonHandler
+from workers.ingest.parse import parse_envelope
+from workers.records import Event
+from workers.delivery.plugins import load_handlers
+from workers.delivery.handlers.http import HttpHandler
+from workers.delivery.handlers.log import LogHandler
+from workers.delivery.handlers.python import PythonHandler
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()
@@ -252,7 +253,7 @@ def test_log_handler_logs_ids_but_never_text(caplog):
     marker = f"SECRET-TEXT-{uuid.uuid4().hex}"
     event = make_event(marker)
     assert marker in json.dumps(event.to_dict())  # the marker is really in the event
-    caplog.set_level(logging.INFO, logger="workers.handlers.log")
+    caplog.set_level(logging.INFO, logger="workers.delivery.handlers.log")
     LogHandler(name="log").handle(event)
     [record] = caplog.records
     line = record.getMessage()
@@ -265,7 +266,7 @@ def test_log_handler_logs_ids_but_never_text(caplog):
 def test_log_handler_level_is_validated_and_used(caplog):
     with pytest.raises(ValueError, match="level"):
         LogHandler(name="log", level="loud")
-    caplog.set_level(logging.DEBUG, logger="workers.handlers.log")
+    caplog.set_level(logging.DEBUG, logger="workers.delivery.handlers.log")
     LogHandler(name="log", level="warning").handle(make_event())
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
 

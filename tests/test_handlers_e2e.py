@@ -24,9 +24,10 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.fake_graph import GraphWorld
 from tests.harness import ROOT, GraphBackedRelay, read_jsonl, redis_url, wait_for
-from workers.events import Event, parse_envelope
-from workers.pipeline import delivery_queue
-from workers.store import Store
+from workers.ingest.parse import parse_envelope
+from workers.records import Event
+from workers.records import DeliveryQueue
+from workers.state import Store
 
 PAGE = "3100000000000001"
 TOKEN = f"token-{PAGE}"
@@ -160,7 +161,7 @@ def _kind_lines(system, name: str) -> list[str]:
 
 def _idle(system, handler: str, event: Event) -> bool:
     """Whether `handler`'s queue for this event's conversation is empty (all moved on)."""
-    return system.store.queue_length(delivery_queue(handler, event)) == 0
+    return system.store.queues.length(DeliveryQueue.of(handler, event).name) == 0
 
 
 def _cli(system, *args: str) -> str:
@@ -194,16 +195,16 @@ def test_a_failing_handler_holds_up_no_other(system):
     assert {r["hydration"] for r in records} == {"complete"}
 
     # Meanwhile the failing handler holds every one of them and keeps retrying the oldest.
-    failing = delivery_queue("always_fail", events[0])
+    failing = DeliveryQueue.of("always_fail", events[0]).name
     # (The last enqueue for always_fail may trail jsonl's delivery of that event by a moment.)
-    wait_for(lambda: system.store.queue_length(failing) == len(expected), timeout=5,
+    wait_for(lambda: system.store.queues.length(failing) == len(expected), timeout=5,
              message="always_fail to hold every message")
     wait_for(lambda: len(_ids(_file_records(system, "always_fail.jsonl"), expected[:1])) >= 2,
              timeout=10, message="always_fail to be retried")
     tried = _ids(_file_records(system, "always_fail.jsonl"), expected)
     assert set(tried) == {expected[0]}, "a newer event jumped the failing one's queue"
-    assert system.store.queue_length(failing) == len(expected)
-    assert not [l for l in system.store.dead_letters() if l["handler"] == "always_fail"]
+    assert system.store.queues.length(failing) == len(expected)
+    assert not [l for l in system.store.dead_letters.all() if l.handler == "always_fail"]
     assert _ids(system.events(), expected) == expected, "jsonl got an event again"
 
 
@@ -221,7 +222,7 @@ def test_retries_then_dead_letter_then_replay_through_the_cli(system):
     assert system.post(body)[0] == 200
 
     wait_for(lambda: _ids(system.events(), [event.id]), timeout=10, message="the event at jsonl")
-    wait_for(lambda: _letters_for(system.store.dead_letters(), event), timeout=15,
+    wait_for(lambda: _letters_for([l.to_dict() for l in system.store.dead_letters.all()], event), timeout=15,
              message="the dead letter")
     [letter] = _letters_for(json.loads(_cli(system, "dead-letters", "list", "--json")), event)
     assert letter["handler"] == "flaky" and letter["attempts"] == 2
@@ -258,7 +259,7 @@ def test_http_handler_is_signed_and_retried_after_a_500(system, receiver):
     sent = requests[1]["event"]
     assert sent["id"] == event.id and sent["kind"] == "postback" and sent["sender_id"] == user
     assert sent["raw"] == event.raw
-    assert not [l for l in system.store.dead_letters() if l["handler"] == "http"]
+    assert not [l for l in system.store.dead_letters.all() if l.handler == "http"]
 
 
 def test_example_plugin_print_kinds_receives_events(system):

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.fake_graph import GraphWorld
 from tests.harness import GraphBackedRelay, message_body, redis_url, wait_for
-from workers.store import Store
+from workers.state import Store
 
 FAST = {"hydration": {"coalesce_seconds": 0.3, "throttle_seconds": 1.0, "paused_recheck_seconds": 0.5}}
 
@@ -113,15 +113,15 @@ def test_invalid_token_pauses_that_account_only_until_replaced():
         _post_all(relay, bad + good)
         _complete(relay, good)
         store = Store(relay.store_url)
-        wait_for(lambda: store.paused("P1"), message="P1 paused")
-        assert store.paused("P2") is None
+        wait_for(lambda: store.accounts.paused("P1"), message="P1 paused")
+        assert store.accounts.paused("P2") is None
         assert not [r for r in relay.events() if r["account_id"] == "P1"], "paused events must wait"
         world.add_account("P1", "token-P1-new")
         time.sleep(0.01)  # a distinct mtime for the rewritten file, which the worker reloads
         system.write_config(relay.dir, [{"page_id": "P1", "access_token": "token-P1-new"},
                                         {"page_id": "P2", "access_token": "token-P2"}])
         _complete(relay, bad, timeout=30)
-        assert store.paused("P1") is None
+        assert store.accounts.paused("P1") is None
 
 
 def test_a_listing_the_api_refuses_falls_back_to_one_call_per_conversation():
@@ -174,9 +174,9 @@ def test_appsecret_proof_is_sent_when_configured():
 
 def test_budget_is_shared_and_spaced():
     store = Store(redis_url(7))
-    assert store.take_call("A", 2.0) == 0
-    wait = store.take_call("A", 2.0)
+    assert store.budgets.take_call("A", 2.0) == 0
+    wait = store.budgets.take_call("A", 2.0)
     assert 0.4 < wait <= 0.6
-    assert store.take_call("B", 2.0) == 0, "accounts have separate budgets"
-    store.block_calls("B", 5)
-    assert store.take_call("B", 2.0) > 4
+    assert store.budgets.take_call("B", 2.0) == 0, "accounts have separate budgets"
+    store.budgets.block_calls("B", 5)
+    assert store.budgets.take_call("B", 2.0) > 4

@@ -7,7 +7,7 @@ import psutil
 import pytest
 
 from tests.harness import RelayProcess, wait_for, write_config
-from workers.events import parse_envelope
+from workers.ingest.parse import parse_envelope
 
 PAGE = "424242"
 
@@ -80,7 +80,7 @@ def test_redis_that_comes_back_empty_gets_recent_deliveries_again():
     import subprocess
 
     from tests.harness import free_port
-    from workers.embedded import redis_server_binary
+    from workers.runtime.private_redis import redis_server_binary
 
     port = free_port()
     server = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",

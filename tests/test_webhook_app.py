@@ -7,7 +7,7 @@ import pytest
 from tests.harness import FIXTURES, SECRET, VERIFY_TOKEN
 from webhook_app import create_app
 from webhook_app.signature import sign
-from workers.config import settings_from_dict
+from workers.runtime.config import settings_from_dict
 
 
 @pytest.fixture()

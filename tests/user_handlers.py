@@ -14,7 +14,7 @@ import signal
 import time
 from pathlib import Path
 
-from workers.events import Event
+from workers.records import Event
 
 
 def state_dir() -> Path:

@@ -1,4 +1,4 @@
-"""The web side of inbox-relay: Flask app factory, webhook routes, the inbox and its relay."""
+"""The HTTP edge of inbox-relay: the Flask app factory; routes, signature check, server settings."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from webhook_app.inbox import INBOX_FILE, Inbox
-from webhook_app.relay import build_relay
-from webhook_app.wakeup import WAKE_FD_ENV, PipeWakeup
-from workers.config import Settings, load_settings
+from workers.inbox.database import INBOX_FILE, Inbox
+from workers.inbox.relay import build_relay
+from workers.inbox.wakeup import WAKE_FD_ENV, PipeWakeup
+from workers.runtime.config import load_settings
+from workers.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -33,7 +34,7 @@ def create_app(settings: Settings | None = None, *, start_relay: bool = True) ->
 
     settings = settings or load_settings()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.web.max_body_bytes
     inbox = Inbox(settings.data_dir / INBOX_FILE)
     app.extensions["inbox_relay"] = WebState(settings, inbox, _relay_waker(settings, start_relay))
     app.register_blueprint(blueprint)

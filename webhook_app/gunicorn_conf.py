@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from webhook_app.relay import build_relay
-from webhook_app.wakeup import WAKE_FD_ENV, PipeWakeup
-from workers.config import load_settings
+from workers.inbox.relay import build_relay
+from workers.inbox.wakeup import WAKE_FD_ENV, PipeWakeup
+from workers.runtime.config import load_settings
 
 
 def when_ready(server) -> None:

@@ -1,4 +1,4 @@
-"""HTTP endpoints (DESIGN section 5): the handshake, deliveries, health."""
+"""HTTP endpoints: the handshake, deliveries, health."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _state():
 def handshake():
     """Meta's subscription check: echo hub.challenge when the verify token matches."""
     token = request.args.get("hub.verify_token", "")
-    expected = _state().settings.verify_token
+    expected = _state().settings.meta.verify_token
     if request.args.get("hub.mode") == "subscribe" and hmac.compare_digest(
             token.encode(), expected.encode()):
         return Response(request.args.get("hub.challenge", ""), 200, mimetype="text/plain")
@@ -40,7 +40,7 @@ def receive():
         return _error(413, "body too large")
     state = _state()
     try:
-        verify(body, request.headers.get("X-Hub-Signature-256"), state.settings.app_secrets)
+        verify(body, request.headers.get("X-Hub-Signature-256"), state.settings.meta.app_secrets)
     except SignatureError as exc:
         log.warning("rejected delivery: %s", exc)
         return _error(403, str(exc))

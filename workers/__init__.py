@@ -1,1 +1,1 @@
-"""Celery side of inbox-relay: events, hydration, handlers, the store and the command line."""
+"""Everything behind the HTTP edge: inbox and relay, ingest, hydration, delivery, state, CLI, runtime."""

@@ -6,9 +6,9 @@ import os
 
 from celery import Celery
 
-from workers.celery_config import create_celery
-from workers.config import load_settings
-from workers.embedded import ensure_embedded_redis
+from workers.runtime.celery_setup import create_celery
+from workers.runtime.private_redis import ensure_embedded_redis
+from workers.runtime.config import load_settings
 
 
 SUPERVISED_ENV = "INBOX_RELAY_SUPERVISED"  # set by `inbox-relay run`, which owns the private Redis

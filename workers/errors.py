@@ -14,6 +14,10 @@ class ConfigError(RelayError):
     """The configuration is missing a key, has an unknown one, or a value of the wrong type."""
 
 
+class AdminError(RelayError):
+    """An administration request names something that does not exist or cannot be done."""
+
+
 class PluginError(RelayError):
     """A handler plugin cannot be found, loaded or does not fit the Handler protocol."""
 

@@ -1,17 +1,20 @@
-"""Celery tasks: thin wrappers that decode, call the logic, and decide whether to retry."""
+"""Celery tasks: thin wrappers that decode, call the stage, and decide whether to retry."""
 
 from __future__ import annotations
 
 import json
 import logging
 
-from celery import shared_task
+from celery import Task, current_app, shared_task
 from celery.signals import worker_ready
 
-from workers import hydration, pipeline
-from workers.deliver import drain
-from workers.events import parse_envelope
-from workers.runtime import Runtime, runtime
+from workers.delivery.drain import drain
+from workers.hydration import run as hydration
+from workers.ingest.parse import parse_envelope
+from workers.ingest.route import route
+from workers.records import DeliveryQueue, HydrationQueue, Queue, parse_queue
+from workers.runtime.context import Runtime, RuntimeCache
+from workers.scheduler import DELIVER_TASK, HYDRATE_TASK, INGEST_TASK, SWEEP_TASK
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY = 60.0
@@ -19,78 +22,77 @@ SWEEP_EVERY = 60.0
 TASK_OPTIONS = {"bind": True, "max_retries": None, "acks_late": True, "autoretry_for": (Exception,),
                 "retry_backoff": True, "retry_backoff_max": 300, "retry_jitter": True}
 
+# The boundary where each worker process builds its collaborators, once (again on a new config).
+_runtimes = RuntimeCache(lambda name, args, countdown: current_app.send_task(
+    name, args=args, countdown=countdown))
 
-@shared_task(name="inbox_relay.ingest", **TASK_OPTIONS)
-def ingest(self, delivery_id: int, body: str, force: bool = False) -> int:
+
+@shared_task(name=INGEST_TASK, **TASK_OPTIONS)
+def ingest(self: Task, delivery_id: int, body: str, force: bool = False) -> int:
     """Parse one webhook delivery and route each of its events; returns the event count."""
-    rt = runtime()
     try:
         envelope = json.loads(body)
     except ValueError:
         log.error("delivery=%s is not JSON; dropped", delivery_id)
         return 0
     events = parse_envelope(envelope) if isinstance(envelope, dict) else []
-    pipeline.route(rt, events, force=force)
+    route(_runtimes.get(), events, force=force)
     log.info("delivery=%s events=%d", delivery_id, len(events))
     return len(events)
 
 
-@shared_task(name="inbox_relay.deliver", **TASK_OPTIONS)
-def deliver(self, queue: str) -> None:
+@shared_task(name=DELIVER_TASK, **TASK_OPTIONS)
+def deliver(self: Task, queue_name: str) -> None:
     """Drain one (handler, conversation) queue in order."""
-    rt = runtime()
-    handler_name = queue.split("|")[1]
-    loaded = rt.handlers.get(handler_name)
+    rt, queue = _runtimes.get(), parse_queue(queue_name)
+    assert isinstance(queue, DeliveryQueue)
+    loaded = rt.handlers.get(queue.handler)
     if loaded is None:
-        log.warning("handler=%s is not configured; its queue waits", handler_name)
-        rt.store.release(queue)
+        log.warning("handler=%s is not configured; its queue waits", queue.handler)
+        rt.store.flags.release(queue.name)
         return
     delay = drain(rt.store, loaded, queue)
     if delay is not None:
         raise _retry_later(self, rt, queue, delay)
-    pipeline.finish(rt, queue)
+    rt.scheduler.finish(queue)
 
 
-@shared_task(name="inbox_relay.hydrate", **TASK_OPTIONS)
-def hydrate(self, queue: str, failures: int = 0) -> None:
+@shared_task(name=HYDRATE_TASK, **TASK_OPTIONS)
+def hydrate(self: Task, queue_name: str, failures: int = 0) -> None:
     """Spend one Graph call, under the account's budget, on the account's pending messages.
 
     `failures` counts transient Graph errors only, so waiting for budget never inflates the backoff.
     """
-    rt = runtime()
+    rt, queue = _runtimes.get(), parse_queue(queue_name)
+    assert isinstance(queue, HydrationQueue)
     delay, failed = hydration.run(rt, queue, failures=failures)
     if delay is not None:
         raise _retry_later(self, rt, queue, delay, failures=failures + 1 if failed else 0)
-    pipeline.finish(rt, queue)
+    rt.scheduler.finish(queue)
 
 
-def _retry_later(task, rt: Runtime, queue: str, delay: float, **kwargs):
+def _retry_later(task: Task, rt: Runtime, queue: Queue, delay: float, **kwargs: int) -> Exception:
     """The Retry to raise; the queue's flag is held until then so no second task starts on it."""
     countdown = min(delay, rt.settings.max_countdown)
-    rt.store.hold(queue, ttl=countdown + rt.settings.visibility_timeout)
+    rt.scheduler.hold(queue, countdown)
     return task.retry(countdown=countdown, kwargs=kwargs or None)
 
 
-@shared_task(name="inbox_relay.sweep", **TASK_OPTIONS)
-def sweep(self) -> int:
+@shared_task(name=SWEEP_TASK, **TASK_OPTIONS)
+def sweep(self: Task) -> int:
     """Restart drain tasks for queues nobody drains (e.g. after a crash); repeats every minute."""
-    rt = runtime()
+    rt = _runtimes.get()
     started = 0
-    for queue in rt.store.queues():
-        if not rt.store.is_claimed(queue):
-            pipeline.schedule(rt, queue)
+    for name in rt.store.queues.names():
+        if not rt.store.flags.is_claimed(name):
+            rt.scheduler.schedule(parse_queue(name))
             started += 1
     # Several workers start sweeps; only the one that takes the flag schedules the next round.
-    if rt.store.claim("sweep", ttl=SWEEP_EVERY * 0.9):
+    if rt.store.flags.claim("sweep", ttl=SWEEP_EVERY * 0.9):
         self.apply_async(countdown=SWEEP_EVERY)
     return started
 
 
 @worker_ready.connect
-def _sweep_at_start(sender=None, **_kwargs) -> None:
+def _sweep_at_start(sender: object = None, **_kwargs: object) -> None:
     sweep.apply_async()
-
-
-def task_for_queue(queue: str):
-    """The drain task of a queue name."""
-    return hydrate if queue.startswith("h|") else deliver

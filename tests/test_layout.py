@@ -1,0 +1,68 @@
+"""The layout rules a newcomer relies on: the edge stays on top, no import cycles, small modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("webhook_app", "workers")
+MAX_LINES = 250
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            found[name] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(path: Path) -> set[str]:
+    """Every project module `path` imports, wherever the import statement stands."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name in MODULES}
+
+
+GRAPH = {name: _imports(path) - {name} for name, path in MODULES.items()}
+
+
+def test_workers_never_import_the_web_edge():
+    offenders = {name: sorted(i for i in imports if i.startswith("webhook_app"))
+                 for name, imports in GRAPH.items() if name.startswith("workers")}
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_no_module_imports_itself_through_others():
+    def reaches(start: str) -> set[str]:
+        seen, todo = set(), list(GRAPH[start])
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(GRAPH[name])
+        return seen
+
+    # A package's __init__ importing its own modules is how packages export; not a cycle.
+    cyclic = [name for name in GRAPH
+              if any(name in reaches(other) for other in GRAPH[name] if not name.startswith(other + "."))]
+    assert cyclic == []
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_modules_stay_small(name):
+    lines = len(MODULES[name].read_text().splitlines())
+    assert lines <= MAX_LINES, f"{name} has {lines} lines; split it by concern"

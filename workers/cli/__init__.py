@@ -1,0 +1,1 @@
+"""The `inbox-relay` command line, one module per command group."""

@@ -1,0 +1,92 @@
+"""Small pieces the command modules share: options, durations, settings loading, tables, JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+
+import click
+
+import redis
+
+from workers.errors import RelayError
+from workers.runtime.config import load_settings
+from workers.runtime.settings import Settings
+from workers.state import Store
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Duration(click.ParamType):
+    """Seconds, or a number with a unit: 90, 90s, 15m, 2h, 7d."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx) -> float:
+        """The duration in seconds."""
+        if isinstance(value, (int, float)):
+            return float(value)
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
+        if not match:
+            self.fail(f"{value!r} is not a duration like 90, 90s, 15m, 2h or 7d", param, ctx)
+        return float(match[1]) * UNITS[match[2] or "s"]
+
+
+config_option = click.option("--config", type=click.Path(dir_okay=False), envvar="INBOX_RELAY_CONFIG",
+                             help="TOML configuration file (default: $INBOX_RELAY_CONFIG).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+body_option = click.option("--show-body", is_flag=True,
+                           help="Include message text and raw webhook data (hidden by default).")
+
+
+def settings_or_exit(config: str | None) -> Settings:
+    """Load the configuration, or stop with its error as a clean command-line message."""
+    try:
+        return load_settings(config)
+    except RelayError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def private_redis_for_this_command(settings: Settings) -> None:
+    """With the private Redis, make sure it answers; one started here stops when the command ends."""
+    import atexit
+
+    from workers.runtime.private_redis import ensure_embedded_redis, stop_embedded_redis
+
+    if settings.embedded:
+        process = ensure_embedded_redis(settings, daemonize=False)
+        if process is not None:
+            atexit.register(stop_embedded_redis, process)
+
+
+def store_or_exit(settings: Settings) -> Store:
+    """The shared Store (the private Redis answering, if it is the one), or a clean error."""
+    private_redis_for_this_command(settings)
+    store = Store(settings.redis_store_url)
+    try:
+        store.health.ping()
+    except redis.RedisError as exc:  # the URL may hold a password: name the setting, not the URL
+        raise click.ClickException(f"cannot reach the store (queue.store_url or queue.broker_url): "
+                                   f"{type(exc).__name__}") from None
+    return store
+
+
+def when(epoch: float | None) -> str:
+    """An epoch time as a UTC timestamp, '-' when absent."""
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(float(epoch), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def echo_table(headers: list[str], rows: list[list]) -> None:
+    """Print rows as left-aligned columns under a header."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    for row in [headers, ["-" * w for w in widths], *cells]:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def echo_json(value) -> None:
+    """Print a value as indented JSON."""
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,55 @@
+"""`inbox-relay status`: what needs attention: paused or throttled accounts, waiting work, dead letters."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import click
+
+from workers.cli.common import (config_option, echo_json, echo_table, json_option, settings_or_exit,
+                              store_or_exit, when)
+from workers.runtime.settings import Settings
+from workers.records import HydrationQueue, parse_queue
+from workers.state import Store
+
+
+def status_report(settings: Settings, store: Store) -> dict:
+    """Accounts with their pause and throttling state, queue lengths by stage, dead letters."""
+    accounts = []
+    for account in settings.accounts:
+        paused = store.accounts.paused(account.page_id) or {}
+        accounts.append({"page_id": account.page_id, "instagram_id": account.instagram_id,
+                         "paused": bool(paused), "paused_reason": paused.get("reason"),
+                         "paused_since": float(paused["since"]) if paused else None,
+                         "throttled_for_seconds": store.budgets.blocked_for(account.page_id)})
+    waiting: Counter[str] = Counter()
+    for name in store.queues.names():
+        queue = parse_queue(name)
+        stage = "hydration" if isinstance(queue, HydrationQueue) else f"handler {queue.handler}"
+        waiting[stage] += store.queues.length(name)
+    return {"accounts": accounts, "waiting": dict(waiting), "dead_letters": store.dead_letters.count()}
+
+
+@click.command("status")
+@config_option
+@json_option
+def status(config, as_json) -> None:
+    """Show accounts (paused for an invalid token? throttled?), events waiting, dead letters."""
+    settings = settings_or_exit(config)
+    report = status_report(settings, store_or_exit(settings))
+    if as_json:
+        return echo_json(report)
+    echo_table(["ACCOUNT", "INSTAGRAM", "STATE", "SINCE"],
+               [[a["page_id"], a["instagram_id"] or "-", _state(a), when(a["paused_since"])]
+                for a in report["accounts"]])
+    for stage, count in sorted(report["waiting"].items()):
+        click.echo(f"waiting for {stage}: {count}")
+    click.echo(f"dead letters: {report['dead_letters']}")
+
+
+def _state(account: dict) -> str:
+    if account["paused"]:
+        return f"PAUSED ({account['paused_reason']}): replace its access_token"
+    if account["throttled_for_seconds"]:
+        return f"throttled for {account['throttled_for_seconds']:.0f}s"
+    return "ok"

@@ -1,0 +1,1 @@
+"""The built-in handler plugins: jsonl, log, http and python."""

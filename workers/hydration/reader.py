@@ -1,0 +1,87 @@
+"""Reading conversations from the Graph API for hydration: lookups, nested messages, cursors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from workers.hydration.graph import GraphClient
+from workers.runtime.settings import Account
+from workers.state.budgets import CallBudgets
+
+MESSAGE_FIELDS = "id,created_time,from,to,message,attachments,sticker,shares,tags"
+NEWEST = 20  # the API details only the 20 newest messages of a conversation
+NESTED = f"messages.limit({NEWEST}){{{MESSAGE_FIELDS}}}"
+LISTING_LIMIT = 25  # conversations per listing call, most recently updated first
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A conversation's newest messages as read so far; `next_page` is set if reading must go on."""
+
+    messages: list[dict] | None  # None: the API left the messages out
+    next_page: dict | None = None
+
+
+class ConversationReader:
+    """Graph reads for one account; every call after the first asks the shared budget itself."""
+
+    def __init__(self, account: Account, graph: GraphClient, budgets: CallBudgets):
+        self.account, self.graph, self.budgets = account, graph, budgets
+
+    def get(self, node_id: str, params: dict, *, edge: str = "") -> dict:
+        """One call on a node (escaped: ids may come from webhooks); usage headers near a limit
+        stop this account's calls for a while."""
+        path = quote(node_id, safe="") + (f"/{edge}" if edge else "")
+        body, backoff = self.graph.get(path, token=self.account.access_token, params=params)
+        self.budgets.block_calls(self.account.page_id, backoff)
+        return body
+
+    def first_contact(self, platform: str | None, customer: str) -> tuple[str | None, dict]:
+        """The conversation with a customer and its nested messages, in one call (None: not found)."""
+        params = {"platform": platform, "user_id": customer, "fields": f"id,{NESTED}"}
+        body = self.get(self.account.page_id, params, edge="conversations")
+        found = [c for c in body.get("data") or [] if isinstance(c, dict) and c.get("id")]
+        return (found[0]["id"], found[0]) if found else (None, {})
+
+    def recent_messages(self, platform: str | None) -> dict[str, tuple[str, dict]]:
+        """The detailed messages of the most recently updated conversations, in one call:
+        message id -> (conversation id, message)."""
+        params = {"platform": platform, "fields": f"id,{NESTED}", "limit": LISTING_LIMIT}
+        body = self.get(self.account.page_id, params, edge="conversations")
+        found: dict[str, tuple[str, dict]] = {}
+        for node in (c for c in body.get("data") or [] if isinstance(c, dict) and c.get("id")):
+            messages = node.get("messages") if isinstance(node.get("messages"), dict) else {}
+            found.update((m["id"], (node["id"], m)) for m in _items(messages) if detailed(m) and m.get("id"))
+        return found
+
+    def newest(self, conversation_id: str, page: Any, *, wanted: set[str], read: list[dict] | None = None,
+               granted: bool = False) -> Listing:
+        """Messages from `page` on, following the cursor while a wanted one is missing among the
+        20 newest; stops where the budget runs out. `granted`: the next call is already paid for."""
+        if not isinstance(page, dict):
+            return Listing(None)
+        messages = (read or []) + _items(page)
+        while _after(page) and len(messages) < NEWEST and not wanted <= {m.get("id") for m in messages}:
+            if not granted and self.budgets.take_call(self.account.page_id, self.account.calls_per_second):
+                return Listing(messages, next_page=page)
+            granted = False
+            params = {"fields": MESSAGE_FIELDS, "limit": NEWEST - len(messages), "after": _after(page)}
+            page = self.get(conversation_id, params, edge="messages")
+            messages += _items(page)
+        return Listing(messages)
+
+
+def detailed(message: dict) -> bool:
+    """Whether the API gave a message's details, not just its id."""
+    return "from" in message or "message" in message
+
+
+def _items(page: dict) -> list[dict]:
+    return [m for m in page.get("data") or [] if isinstance(m, dict)]
+
+
+def _after(page: dict) -> Any:
+    paging = page.get("paging") if isinstance(page.get("paging"), dict) else {}
+    return (paging.get("cursors") or {}).get("after") if paging.get("next") else None

@@ -1,0 +1,113 @@
+"""One hydration run on an account's queue: pause and budget checks, the call, its errors, settling."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from workers.delivery.dispatch import dispatch
+from workers.errors import GraphRetryable, GraphThrottled, GraphTokenInvalid
+from workers.hydration.fallback import unavailable
+from workers.hydration.pending import Pending
+from workers.hydration.planner import Outcome, hydrate_account
+from workers.hydration.reader import ConversationReader
+from workers.records import Event, HydrationQueue
+from workers.runtime.settings import Account
+from workers.scheduler import backoff
+
+if TYPE_CHECKING:
+    from workers.runtime.context import Runtime
+
+log = logging.getLogger(__name__)
+BATCH = 200
+RECHECK_SECONDS = 1.5  # how soon a message the API does not list yet is asked for again
+
+Next = tuple[float | None, bool]  # (seconds until the next run, None when empty; whether it failed)
+
+
+def run(rt: Runtime, queue: HydrationQueue, *, failures: int) -> Next:
+    """Spend at most one Graph call on the queue's due messages; say when to run again."""
+    now = time.time() * 1000
+    pending = [Pending.from_dict(r) for r in rt.store.queues.peek(queue.name, BATCH, ready_by=now)]
+    if not pending:
+        return _next_run(rt, queue), False
+    account = rt.settings.account_for(queue.account_id)
+    if account is None:
+        reason = "no [[accounts]] entry for this account id"
+        settle(rt, queue, [unavailable(p.event, reason) for p in pending])
+        return _next_run(rt, queue), False
+    if _is_paused(rt, account):
+        return rt.settings.hydration.paused_recheck_seconds, False
+    wait = rt.store.budgets.take_call(account.page_id, account.calls_per_second)
+    if wait:
+        return wait, False
+    return _call(rt, queue, account, pending, failures=failures)
+
+
+def _call(rt: Runtime, queue: HydrationQueue, account: Account, pending: list[Pending], *,
+          failures: int) -> Next:
+    reader = ConversationReader(account, rt.graph, rt.store.budgets)
+    try:
+        outcome = hydrate_account(pending, reader, rt.store.accounts)
+    except GraphThrottled as exc:
+        wait = exc.retry_after or rt.settings.hydration.throttle_seconds
+        rt.store.budgets.block_calls(account.page_id, wait)
+        log.warning("account=%s throttled (code %s); waiting %.0fs", account.page_id, exc.code, wait)
+        return wait, False
+    except GraphTokenInvalid as exc:
+        rt.store.accounts.pause(account.page_id, fingerprint(account.access_token), f"code {exc.code}")
+        log.error("account=%s token invalid (code %s): hydration paused until the token is replaced",
+                  account.page_id, exc.code)
+        return rt.settings.hydration.paused_recheck_seconds, False
+    except GraphRetryable as exc:
+        return _transient(rt, queue, pending, exc, failures + 1), True
+    _record(rt, queue, outcome)
+    return (0.0 if outcome.redo or outcome.more else _next_run(rt, queue)), False
+
+
+def _record(rt: Runtime, queue: HydrationQueue, outcome: Outcome) -> None:
+    settle(rt, queue, outcome.settled)
+    for item in outcome.redo + outcome.waiting:
+        rt.store.queues.update(queue.name, item.event.id, item.to_dict())
+    later = time.time() * 1000 + RECHECK_SECONDS * 1000
+    rt.store.queues.defer(queue.name, [item.event.id for item in outcome.waiting], later)
+
+
+def _next_run(rt: Runtime, queue: HydrationQueue) -> float | None:
+    due = rt.store.queues.next_ready_at(queue.name)
+    return None if due is None else max(0.0, due / 1000 - time.time())
+
+
+def _transient(rt: Runtime, queue: HydrationQueue, pending: list[Pending], exc: Exception,
+               failures: int) -> float | None:
+    oldest = min((p.event.timestamp or 0) for p in pending) / 1000
+    if oldest and time.time() - oldest > rt.settings.hydration.max_age:
+        settle(rt, queue, [unavailable(p.event, f"gave up after transient errors: {exc}")
+                           for p in pending])
+        return _next_run(rt, queue)
+    log.warning("transient graph error (failure %d): %s", failures, type(exc).__name__)
+    return backoff(failures)
+
+
+def _is_paused(rt: Runtime, account: Account) -> bool:
+    paused = rt.store.accounts.paused(account.page_id)
+    if not paused:
+        return False
+    if paused.get("token") != fingerprint(account.access_token):
+        rt.store.accounts.resume(account.page_id)
+        log.info("account=%s has a new token; hydration resumes", account.page_id)
+        return False
+    return True
+
+
+def settle(rt: Runtime, queue: HydrationQueue, events: list[Event]) -> None:
+    """Hand settled events to their handlers and take them off the hydration queue."""
+    dispatch(rt, events)
+    rt.store.queues.dequeue(queue.name, *[event.id for event in events])
+
+
+def fingerprint(token: str) -> str:
+    """A short hash that tells tokens apart without storing them."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]

@@ -1,0 +1,62 @@
+"""What an operator sees of the deliveries a web node recorded, and replaying them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from workers.errors import AdminError
+from workers.inbox.database import Delivery, Inbox
+
+
+@dataclass(frozen=True)
+class DeliveryInfo:
+    """What an operator sees of one recorded delivery; the body only on request."""
+
+    id: int
+    received_at: float
+    size: int
+    published_at: float | None
+    force: bool
+    object: str | None
+    entries: int | None
+    body: bytes | None = None
+
+    @property
+    def published(self) -> bool:
+        """Whether the relay has handed it to the broker."""
+        return self.published_at is not None
+
+
+def describe_delivery(delivery: Delivery, *, with_body: bool = False) -> DeliveryInfo:
+    """Summarise a delivery: size, envelope `object` and entry count, parsed from the body."""
+    kind, entries = _envelope_shape(delivery.body)
+    return DeliveryInfo(id=delivery.id, received_at=delivery.received_at, size=len(delivery.body),
+                        published_at=delivery.published_at, force=delivery.force, object=kind,
+                        entries=entries, body=delivery.body if with_body else None)
+
+
+def _envelope_shape(body: bytes) -> tuple[str | None, int | None]:
+    try:
+        envelope = json.loads(body)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(envelope, dict):
+        return None, None
+    kind, entry = envelope.get("object"), envelope.get("entry")
+    return (kind if isinstance(kind, str) else None,
+            len(entry) if isinstance(entry, list) else None)
+
+
+def list_deliveries(inbox: Inbox, *, limit: int = 50, since: float | None = None,
+                    with_body: bool = False) -> list[DeliveryInfo]:
+    """The newest recorded deliveries first."""
+    return [describe_delivery(d, with_body=with_body) for d in inbox.list(limit=limit, since=since)]
+
+
+def replay_delivery(inbox: Inbox, delivery_id: int) -> int:
+    """Record a delivery's body again, forced through to every handler; returns the new id."""
+    delivery = inbox.get(delivery_id)
+    if delivery is None:
+        raise AdminError(f"no delivery {delivery_id} in the inbox")
+    return inbox.append(delivery.body, force=True)

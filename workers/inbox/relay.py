@@ -1,0 +1,141 @@
+"""The relay: a thread in each web process that moves inbox rows to the Celery broker, in order."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import Callable, Protocol
+
+from celery import Celery
+
+from workers.inbox.database import INBOX_FILE, Delivery, Inbox
+from workers.inbox.watch import StoreWatch
+from workers.runtime.celery_setup import create_celery
+from workers.runtime.settings import Settings
+from workers.scheduler import INGEST_TASK
+from workers.state import Store
+
+log = logging.getLogger(__name__)
+IDLE_POLL = 0.5          # seconds between looks at the inbox when nobody wakes us
+GATHER = 0.002           # after a wake-up, let a few more deliveries arrive: fewer, larger batches
+MAX_OUTAGE_WAIT = 10.0   # longest pause between attempts while the broker is down
+PRUNE_EVERY = 3600.0
+WATCH_EVERY = 2.0        # seconds between looks at whether Redis lost its data
+
+
+def build_relay(settings: Settings, *, wakeup: Wakeup | None = None) -> Relay:
+    """A relay for the inbox in settings.data_dir, publishing to the configured broker."""
+    # NORMAL: a lost "published" mark only publishes a delivery again, which dedup absorbs.
+    inbox = Inbox(settings.data_dir / INBOX_FILE, synchronous="NORMAL")
+    watch = StoreWatch(Store(settings.redis_store_url).health, inbox)
+    return Relay(inbox, celery_publisher(create_celery(settings)), wakeup=wakeup, watch=watch,
+                 replay_window=settings.queue.replay_window)
+
+
+def celery_publisher(celery_app: Celery) -> Callable[[Delivery], None]:
+    """Publish a delivery as one `ingest` task message."""
+    def publish(delivery: Delivery) -> None:
+        body = delivery.body.decode(json.detect_encoding(delivery.body))
+        celery_app.send_task(INGEST_TASK, args=[delivery.id, body, delivery.force],
+                             retry=True, retry_policy={"max_retries": 1, "interval_start": 0.1})
+    return publish
+
+
+class Wakeup(Protocol):
+    """A threading.Event, or a PipeWakeup when the web workers are other processes."""
+
+    def set(self) -> None: ...
+    def wait(self, timeout: float) -> bool: ...
+    def clear(self) -> None: ...
+
+
+class Relay:
+    """Claims unpublished deliveries, publishes them, marks them; waits out broker outages."""
+
+    def __init__(self, inbox: Inbox, publish: Callable[[Delivery], None], *,
+                 retention_days: float = 7.0, wakeup: Wakeup | None = None,
+                 watch: StoreWatch | None = None, replay_window: float = 900.0):
+        self.inbox, self.publish = inbox, publish
+        self.watch, self.replay_window = watch, replay_window
+        self._last_watch = 0.0
+        self.retention = retention_days * 86400
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._wake: Wakeup = wakeup or threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._last_prune = 0.0
+
+    def ensure_running(self) -> None:
+        """Start the thread in this process (again after a fork: threads do not survive one)."""
+        if self._pid != os.getpid() or not (self._thread and self._thread.is_alive()):
+            self._pid, self.owner = os.getpid(), f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            self._thread = threading.Thread(target=self._run, name="inbox-relay", daemon=True)
+            self._thread.start()
+
+    def wake(self) -> None:
+        """A delivery was just recorded: publish it now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the current batch."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        pause = 0.1
+        while not self._stop.is_set():
+            try:
+                self._watch_now_and_then()
+                moved = self.pump()
+                self._prune_now_and_then()
+                pause = 0.1
+            except Exception as exc:  # the broker is down or slow: keep the rows, try again
+                log.warning("relay: broker unavailable (%s); retrying in %.1fs", type(exc).__name__, pause)
+                self._stop.wait(pause)
+                pause = min(pause * 2, MAX_OUTAGE_WAIT)
+                continue
+            if not moved and self._wake.wait(IDLE_POLL):
+                self._wake.clear()
+                self._stop.wait(GATHER)
+
+    def pump(self) -> int:
+        """Publish one batch of deliveries; returns how many went to the broker."""
+        claimed = self.inbox.claim(self.owner)
+        published: list[int] = []
+        try:
+            for delivery in claimed:
+                self.publish(delivery)
+                published.append(delivery.id)
+        finally:
+            if published:
+                self.inbox.mark_published(published)
+            if len(published) < len(claimed):
+                self.inbox.release(self.owner)  # try the rest again without waiting out the lease
+        return len(published)
+
+    def _watch_now_and_then(self) -> None:
+        now = time.time()
+        if self.watch is None or now - self._last_watch < WATCH_EVERY:
+            return
+        self._last_watch = now
+        try:
+            lost = self.watch.data_lost()
+        except Exception as exc:  # the store is down: publishing may still work, so go on
+            log.warning("relay: cannot reach the store (%s)", type(exc).__name__)
+            return
+        if lost:
+            count = self.inbox.republish_since(now - self.replay_window)
+            log.warning("relay: Redis lost its data; publishing the last %d deliveries again", count)
+
+    def _prune_now_and_then(self) -> None:
+        now = time.time()
+        if now - self._last_prune > PRUNE_EVERY:
+            self._last_prune = now
+            self.inbox.prune(older_than=now - self.retention)

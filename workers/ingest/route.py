@@ -1,0 +1,51 @@
+"""Routing freshly parsed events: to their account's hydration queue, or straight to handlers."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from workers.delivery.dispatch import dispatch
+from workers.hydration.fallback import unavailable
+from workers.hydration.pending import Pending
+from workers.records import Event, HydrationQueue
+
+if TYPE_CHECKING:
+    from workers.runtime.context import Runtime
+
+
+def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
+    """Send events to hydration or to their handlers; `force` (a replay) repeats delivered ones."""
+    if force:
+        for event in events:
+            for loaded in rt.handlers.values():
+                rt.store.progress.forget_done(loaded.name, event.id)
+    ready, hydrating = [], {}
+    for event in events:
+        reason = no_hydration_reason(rt, event) if event.hydration == "pending" else None
+        if event.hydration != "pending" or reason is not None:
+            ready.append(unavailable(event, reason) if reason else event)  # dispatch skips done ones
+        elif not _every_handler_has(rt, event):
+            queue = HydrationQueue(event.account_id)
+            rt.store.queues.enqueue(queue.name, event.id, Pending(event).to_dict(),
+                                    score=time.time() * 1000)
+            hydrating[queue] = None
+        # else: a repeated delivery every handler already has: no Graph call for it
+    dispatch(rt, ready)
+    for queue in hydrating:
+        rt.scheduler.schedule(queue, countdown=rt.settings.hydration.coalesce_seconds)
+
+
+def _every_handler_has(rt: Runtime, event: Event) -> bool:
+    handlers = [h for h in rt.handlers.values() if h.accepts(event.kind)]
+    return bool(handlers) and all(rt.store.progress.is_done(h.name, event.id) for h in handlers)
+
+
+def no_hydration_reason(rt: Runtime, event: Event) -> str | None:
+    """Why a message cannot be hydrated at all (no account configured, deleted), or None."""
+    if rt.settings.account_for(event.account_id) is None:
+        return "no [[accounts]] entry for this account id"
+    message = event.raw.get("message") if isinstance(event.raw, dict) else None
+    if isinstance(message, dict) and message.get("is_deleted"):
+        return "the message was deleted"
+    return None

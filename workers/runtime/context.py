@@ -1,0 +1,70 @@
+"""What a worker process builds once from its settings: store, Graph client, handlers, scheduler."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from workers.delivery.plugins import LoadedHandler, load_handlers
+from workers.hydration.graph import GraphClient
+from workers.runtime.config import load_settings
+from workers.runtime.settings import Settings
+from workers.scheduler import Scheduler, SendTask
+from workers.state import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The collaborators every stage is handed."""
+
+    settings: Settings
+    store: Store
+    graph: GraphClient
+    handlers: dict[str, LoadedHandler]
+    scheduler: Scheduler
+
+
+def build_runtime(settings: Settings, send_task: SendTask) -> Runtime:
+    """Build the collaborators of one process; `send_task` starts Celery tasks by name."""
+    meta = settings.meta
+    graph = GraphClient(meta.graph_url, meta.graph_version,
+                        app_secret=meta.app_secrets[0] if meta.appsecret_proof else None)
+    store = Store(settings.redis_store_url)
+    scheduler = Scheduler(store.flags, store.queues, send_task,
+                          visibility_timeout=settings.queue.visibility_timeout,
+                          coalesce_seconds=settings.hydration.coalesce_seconds)
+    return Runtime(settings, store, graph, load_handlers(settings), scheduler)
+
+
+class RuntimeCache:
+    """One Runtime per process, rebuilt when the configuration file changes (a new token resumes)."""
+
+    def __init__(self, send_task: SendTask):
+        self.send_task = send_task
+        self._runtime: Runtime | None = None
+        self._mtime: float | None = None
+
+    def get(self) -> Runtime:
+        """The current Runtime, built on first use."""
+        current = self._runtime
+        if current is None:
+            return self._build(load_settings())
+        if current.settings.source and _mtime(current.settings.source) != self._mtime:
+            log.info("configuration changed; reloading")
+            return self._build(load_settings(current.settings.source))
+        return current
+
+    def _build(self, settings: Settings) -> Runtime:
+        self._mtime = _mtime(settings.source)
+        self._runtime = build_runtime(settings, self.send_task)
+        return self._runtime
+
+
+def _mtime(source: os.PathLike | None) -> float | None:
+    try:
+        return os.stat(source).st_mtime if source else None
+    except OSError:
+        return None

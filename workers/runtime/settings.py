@@ -1,0 +1,153 @@
+"""The configuration's shape: each key declared once, with its type and default.
+
+pydantic checks types strictly and refuses unknown keys; `workers.runtime.config` reads the file
+and words pydantic's findings with the key's path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+def _list_as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+Secrets = Annotated[tuple[NonEmpty, ...], BeforeValidator(_list_as_tuple), Field(min_length=1)]
+
+
+class Section(BaseModel):
+    """A table of the file: typed strictly, unknown keys refused, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class MetaSettings(Section):
+    """`[meta]`: the app's secrets and the Graph API it talks to."""
+
+    app_secrets: Secrets
+    verify_token: str
+    graph_url: str = "https://graph.facebook.com"
+    graph_version: str = "v27.0"
+    appsecret_proof: bool = False
+
+
+class Account(Section):
+    """`[[accounts]]`: one Facebook Page, optionally with its linked Instagram account."""
+
+    page_id: str
+    access_token: str = ""
+    instagram_id: str | None = None
+    calls_per_second: float = Field(2.0, gt=0)
+
+
+class QueueSettings(Section):
+    """`[queue]`: broker, shared store and the local data directory."""
+
+    broker_url: str = ""
+    store_url: str = ""
+    data_dir: Path = Path("./var")
+    visibility_timeout: float = Field(60.0, gt=0)
+    replay_window: float = 900.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_from_text(cls, values: Any) -> Any:
+        if isinstance(values, dict) and isinstance(values.get("data_dir"), str):
+            return {**values, "data_dir": Path(values["data_dir"])}
+        return values
+
+
+class WebSettings(Section):
+    """`[web]`: limits of the webhook receiver."""
+
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+
+
+class HydrationSettings(Section):
+    """`[hydration]`: coalescing, give-up and back-off times of Graph reads."""
+
+    coalesce_seconds: float = 0.3
+    max_age: float = 600.0
+    throttle_seconds: float = 60.0
+    paused_recheck_seconds: float = 30.0
+
+
+class HandlerConfig(BaseModel):
+    """`[[handlers]]`: the plugin type, its delivery policy; every other key goes to the plugin."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    type: str
+    name: str = ""
+    max_attempts: int = Field(8, ge=1)
+    max_age: float = 3600.0
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The plugin's own keys (`kinds` included)."""
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _name_defaults_to_type(self) -> HandlerConfig:
+        if not self.name:
+            object.__setattr__(self, "name", self.type)
+        return self
+
+
+class Settings(Section):
+    """Everything inbox-relay is configured with, typed and validated."""
+
+    meta: MetaSettings
+    accounts: Annotated[tuple[Account, ...], BeforeValidator(_list_as_tuple)] = ()
+    queue: QueueSettings = QueueSettings()
+    web: WebSettings = WebSettings()
+    hydration: HydrationSettings = HydrationSettings()
+    handlers: Annotated[tuple[HandlerConfig, ...], BeforeValidator(_list_as_tuple)] = ()
+    source: Path | None = None
+
+    @property
+    def max_countdown(self) -> float:
+        """The longest retry delay a task may ask for: Redis would hand a longer one out twice."""
+        return min(300.0, self.queue.visibility_timeout / 2)
+
+    @property
+    def embedded(self) -> bool:
+        """True when inbox-relay runs its own private Redis in data_dir."""
+        return not self.queue.broker_url
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the inbox, the private Redis and its files live."""
+        return self.queue.data_dir
+
+    @property
+    def redis_socket(self) -> Path:
+        """The unix socket of the private Redis."""
+        return self.data_dir.resolve() / "redis.sock"
+
+    @property
+    def celery_broker_url(self) -> str:
+        """The broker URL Celery connects to."""
+        return self.queue.broker_url or f"redis+socket://{self.redis_socket}"
+
+    @property
+    def redis_store_url(self) -> str:
+        """The redis-py URL of the shared Store."""
+        if self.queue.store_url:
+            return self.queue.store_url
+        if self.embedded:
+            return f"unix://{self.redis_socket}"
+        return self.queue.broker_url  # a redis:// broker: checked at load
+
+    def account_for(self, entry_id: str | None) -> Account | None:
+        """The account a webhook `entry.id` (page id or Instagram id) belongs to."""
+        for account in self.accounts:
+            if entry_id in (account.page_id, account.instagram_id):
+                return account
+        return None

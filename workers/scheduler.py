@@ -1,0 +1,58 @@
+"""Starting drain tasks: at most one per queue, retried with capped backoff."""
+
+from __future__ import annotations
+
+import random
+from typing import Protocol
+
+from workers.records import HydrationQueue, Queue
+from workers.state.flags import Flags
+from workers.state.queues import WorkQueues
+
+INGEST_TASK = "inbox_relay.ingest"
+HYDRATE_TASK = "inbox_relay.hydrate"
+DELIVER_TASK = "inbox_relay.deliver"
+SWEEP_TASK = "inbox_relay.sweep"
+
+
+class SendTask(Protocol):
+    """Celery's `app.send_task`, as far as the scheduler uses it."""
+
+    def __call__(self, name: str, args: tuple, countdown: float) -> object: ...
+
+
+class Scheduler:
+    """Starts the drain task of a queue unless one holds its flag; tasks name queues as strings."""
+
+    def __init__(self, flags: Flags, queues: WorkQueues, send_task: SendTask, *,
+                 visibility_timeout: float, coalesce_seconds: float):
+        self.flags, self.queues, self.send_task = flags, queues, send_task
+        self.visibility_timeout, self.coalesce_seconds = visibility_timeout, coalesce_seconds
+
+    def schedule(self, queue: Queue, *, countdown: float = 0.0) -> None:
+        """Start a drain task for `queue` unless one is already on it."""
+        if not self.flags.claim(queue.name, ttl=self.visibility_timeout):
+            return
+        task = HYDRATE_TASK if isinstance(queue, HydrationQueue) else DELIVER_TASK
+        try:
+            self.send_task(task, args=(queue.name,), countdown=countdown)
+        except Exception:
+            self.flags.release(queue.name)
+            raise
+
+    def hold(self, queue: Queue, countdown: float) -> None:
+        """A drain task retries in `countdown` seconds: nobody else starts on its queue meanwhile."""
+        self.flags.hold(queue.name, ttl=countdown + self.visibility_timeout)
+
+    def finish(self, queue: Queue) -> None:
+        """A drain task is done: give its flag back and start another if items arrived meanwhile."""
+        self.flags.release(queue.name)
+        if self.queues.length(queue.name):
+            hydrating = isinstance(queue, HydrationQueue)
+            self.schedule(queue, countdown=self.coalesce_seconds if hydrating else 0.0)
+
+
+def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
+    """Exponential backoff with jitter (half to all of the doubling step) for retry `attempt` (1-based)."""
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return random.uniform(ceiling / 2, ceiling)

@@ -1,0 +1,49 @@
+"""What hydration knows of each account: conversation ids, paused tokens, paged listings."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from workers.state.base import DAY, Concern
+
+CONVERSATION_TTL = 30 * DAY
+
+
+class AccountState(Concern):
+    """The conversation-id cache, token pauses and where a paged listing stopped."""
+
+    def conversation_id(self, account_id: str, customer_id: str) -> str | None:
+        """The cached conversation id of an account and a customer."""
+        return self._redis.get(self._key("conversation", account_id, customer_id))
+
+    def remember_conversation(self, account_id: str, customer_id: str, conversation_id: str) -> None:
+        """Cache a conversation id."""
+        self._redis.set(self._key("conversation", account_id, customer_id), conversation_id,
+                        ex=CONVERSATION_TTL)
+
+    def pause(self, account_id: str, token_fingerprint: str, reason: str) -> None:
+        """Record that an account's token is invalid; hydration waits until it changes."""
+        self._redis.hset(self._key("paused", account_id),
+                         mapping={"token": token_fingerprint, "reason": reason, "since": time.time()})
+
+    def paused(self, account_id: str) -> dict | None:
+        """Why and since when an account is paused, or None."""
+        return self._redis.hgetall(self._key("paused", account_id)) or None
+
+    def resume(self, account_id: str) -> None:
+        """Lift a pause."""
+        self._redis.delete(self._key("paused", account_id))
+
+    def save_progress(self, account_id: str, progress: dict, *, ttl: float = 120.0) -> None:
+        """Where a paged listing stopped, to go on from there in the next task."""
+        self._redis.set(self._key("progress", account_id), json.dumps(progress), px=int(ttl * 1000))
+
+    def load_progress(self, account_id: str) -> dict | None:
+        """A listing's saved progress, or None."""
+        data = self._redis.get(self._key("progress", account_id))
+        return json.loads(data) if data else None
+
+    def clear_progress(self, account_id: str) -> None:
+        """Forget a listing's progress."""
+        self._redis.delete(self._key("progress", account_id))

@@ -1,0 +1,38 @@
+"""Dead letters: events a handler gave up on, kept until replayed or purged."""
+
+from __future__ import annotations
+
+import json
+
+from workers.records import DeadLetter
+from workers.state.base import Concern
+
+
+class DeadLetterStore(Concern):
+    """Letters by handler and event id, indexed by when they failed."""
+
+    def add(self, letter: DeadLetter) -> None:
+        """Keep a letter (replacing an earlier one for the same handler and event)."""
+        pipe = self._redis.pipeline()
+        pipe.set(self._key("dead", letter.key), json.dumps(letter.to_dict()))
+        pipe.zadd(self._key("dead-index"), {letter.key: letter.failed_at})
+        pipe.execute()
+
+    def all(self) -> list[DeadLetter]:
+        """Every dead letter, oldest failure first."""
+        keys = self._redis.zrange(self._key("dead-index"), 0, -1)
+        if not keys:
+            return []
+        bodies = self._redis.mget([self._key("dead", key) for key in keys])
+        return [DeadLetter.from_dict(json.loads(body)) for body in bodies if body]
+
+    def count(self) -> int:
+        """How many dead letters there are."""
+        return int(self._redis.zcard(self._key("dead-index")))
+
+    def remove(self, letter: DeadLetter) -> None:
+        """Drop one dead letter."""
+        pipe = self._redis.pipeline()
+        pipe.delete(self._key("dead", letter.key))
+        pipe.zrem(self._key("dead-index"), letter.key)
+        pipe.execute()

@@ -1,0 +1,40 @@
+"""Per handler and event: whether it succeeded (deduplication) and how often it failed."""
+
+from __future__ import annotations
+
+import time
+
+from workers.state.base import DAY, Concern
+
+DONE_TTL = 30 * DAY  # how long "handler X already has event Y" is remembered
+
+
+class HandlerProgress(Concern):
+    """Done marks and failed attempts, per handler and event id."""
+
+    def mark_done(self, handler: str, event_id: str) -> None:
+        """Remember that `handler` succeeded with this event."""
+        self._redis.set(self._key("done", handler, event_id), "1", ex=DONE_TTL)
+
+    def is_done(self, handler: str, event_id: str) -> bool:
+        """Whether `handler` already succeeded with this event."""
+        return bool(self._redis.exists(self._key("done", handler, event_id)))
+
+    def forget_done(self, handler: str, event_id: str) -> None:
+        """Allow an event to be handed to `handler` again (a forced replay)."""
+        self._redis.delete(self._key("done", handler, event_id))
+
+    def note_failure(self, handler: str, event_id: str) -> tuple[int, float]:
+        """Count a failed attempt; returns (attempts so far, time of the first failure)."""
+        key = self._key("attempts", handler, event_id)
+        pipe = self._redis.pipeline()
+        pipe.hincrby(key, "attempts", 1)
+        pipe.hsetnx(key, "first", time.time())
+        pipe.hget(key, "first")
+        pipe.expire(key, DONE_TTL)
+        attempts, _, first, _ = pipe.execute()
+        return int(attempts), float(first)
+
+    def clear_attempts(self, handler: str, event_id: str) -> None:
+        """Forget the failures of an event that has now succeeded or was dead-lettered."""
+        self._redis.delete(self._key("attempts", handler, event_id))

@@ -1,0 +1,67 @@
+"""Ordered work queues (hydration per account, delivery per handler and conversation)."""
+
+from __future__ import annotations
+
+import json
+
+from workers.state.base import DAY, Concern
+
+ITEM_TTL = 30 * DAY  # a queue nobody drains for a month is forgotten
+
+
+class WorkQueues(Concern):
+    """Items (JSON objects with an id) in sorted sets, lowest score first; bodies in a hash."""
+
+    def enqueue(self, queue: str, item_id: str, body: dict, *, score: float) -> None:
+        """Add or replace an item, ordered by `score`."""
+        pipe = self._redis.pipeline()
+        pipe.hset(self._key("qi", queue), item_id, json.dumps(body))
+        pipe.zadd(self._key("q", queue), {item_id: score})
+        pipe.expire(self._key("qi", queue), ITEM_TTL)
+        pipe.expire(self._key("q", queue), ITEM_TTL)
+        pipe.sadd(self._key("queues"), queue)
+        pipe.execute()
+
+    def update(self, queue: str, item_id: str, body: dict) -> None:
+        """Replace a queued item's body, keeping its place."""
+        self._redis.hset(self._key("qi", queue), item_id, json.dumps(body))
+
+    def peek(self, queue: str, count: int = 1000, *, ready_by: float | None = None) -> list[dict]:
+        """The lowest-scored items (only those scored up to `ready_by`), left queued."""
+        top = "+inf" if ready_by is None else ready_by
+        ids = self._redis.zrangebyscore(self._key("q", queue), "-inf", top, start=0, num=count)
+        if not ids:
+            return []
+        bodies = self._redis.hmget(self._key("qi", queue), ids)
+        return [json.loads(body) for body in bodies if body]
+
+    def defer(self, queue: str, item_ids: list[str], until: float) -> None:
+        """Score queued items `until` so that `peek(ready_by=...)` skips them until then."""
+        if item_ids:
+            self._redis.zadd(self._key("q", queue), dict.fromkeys(item_ids, until), xx=True)
+
+    def next_ready_at(self, queue: str) -> float | None:
+        """The lowest score in a queue, or None when it is empty."""
+        lowest = self._redis.zrange(self._key("q", queue), 0, 0, withscores=True)
+        return float(lowest[0][1]) if lowest else None
+
+    def dequeue(self, queue: str, *item_ids: str) -> None:
+        """Remove items once they moved on; their bodies go with them."""
+        if item_ids:
+            pipe = self._redis.pipeline()
+            pipe.zrem(self._key("q", queue), *item_ids)
+            pipe.hdel(self._key("qi", queue), *item_ids)
+            pipe.execute()
+
+    def length(self, queue: str) -> int:
+        """How many items wait in a queue."""
+        return int(self._redis.zcard(self._key("q", queue)))
+
+    def names(self) -> list[str]:
+        """Every queue that holds items (empty ones are forgotten here)."""
+        names = sorted(self._redis.smembers(self._key("queues")))
+        lengths = {name: self.length(name) for name in names}
+        empty = [name for name, length in lengths.items() if not length]
+        if empty:
+            self._redis.srem(self._key("queues"), *empty)
+        return [name for name in names if lengths[name]]
