@@ -33,8 +33,8 @@ class Event:
     hydration_error: str | None = None
 
     def to_dict(self) -> dict:
-        """The JSON-serialisable event record."""
-        return dataclasses.asdict(self)
+        """The JSON-serialisable event record (`raw` and `message` are shared, not copied)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> Event:

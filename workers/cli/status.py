@@ -21,7 +21,8 @@ def status_report(settings: Settings, store: Store) -> dict:
         accounts.append({"page_id": account.page_id, "instagram_id": account.instagram_id,
                          "paused": bool(paused), "paused_reason": paused.get("reason"),
                          "paused_since": float(paused["since"]) if paused else None,
-                         "throttled_for_seconds": store.budgets.blocked_for(account.page_id)})
+                         "throttled_for_seconds": store.budgets.blocked_for(account.page_id),
+                         "hydration_given_up": store.accounts.given_up(account.page_id)})
     waiting: Counter[str] = Counter()
     for name in store.queues.names():
         queue = parse_queue(name)

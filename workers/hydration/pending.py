@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Literal
 
 from workers.records import Event
@@ -14,20 +15,27 @@ Step = Literal["new", "by_thread", "by_id"]
 
 @dataclass(frozen=True)
 class Pending:
-    """A queued message and the step hydration is at; the event's own fields stay public ones."""
+    """A queued message, the step hydration is at, and since when inbox-relay has had it.
+
+    `since` (epoch seconds) starts the give-up clock: never the webhook's timestamp, which may be
+    hours old for a delivery Meta retried, a replay or a synced message.
+    """
 
     event: Event
     step: Step = "new"
+    since: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict:
         """The JSON-serialisable queue item."""
-        return {"event": self.event.to_dict(), "step": self.step}
+        return {"event": self.event.to_dict(), "step": self.step, "since": self.since}
 
     @classmethod
     def from_dict(cls, data: dict) -> Pending:
         """Rebuild a queue item."""
-        return cls(Event.from_dict(data["event"]), data.get("step", "new"))
+        return cls(Event.from_dict(data["event"]), data.get("step", "new"),
+                   float(data.get("since") or time.time()))
 
     def at(self, step: Step, **changes: object) -> Pending:
         """The same message at another step, with some event fields changed."""
-        return Pending(self.event.replace(**changes) if changes else self.event, step)
+        event = self.event.replace(**changes) if changes else self.event
+        return Pending(event, step, self.since)

@@ -82,13 +82,17 @@ def _next_run(rt: Runtime, queue: HydrationQueue) -> float | None:
 
 def _transient(rt: Runtime, queue: HydrationQueue, pending: list[Pending], exc: Exception,
                failures: int) -> float | None:
-    oldest = min((p.event.timestamp or 0) for p in pending) / 1000
-    if oldest and time.time() - oldest > rt.settings.hydration.max_age:
-        settle(rt, queue, [unavailable(p.event, f"gave up after transient errors: {exc}")
-                           for p in pending])
-        return _next_run(rt, queue)
-    log.warning("transient graph error (failure %d): %s", failures, type(exc).__name__)
-    return backoff(failures)
+    first_seen = min(p.since for p in pending)
+    if time.time() - first_seen <= rt.settings.hydration.max_age:
+        log.warning("account=%s transient graph error (failure %d): %s", queue.account_id, failures,
+                    type(exc).__name__)
+        return backoff(failures)
+    reason = f"gave up after transient errors for {rt.settings.hydration.max_age:.0f}s: {exc}"
+    settle(rt, queue, [unavailable(p.event, reason) for p in pending])
+    rt.store.accounts.count_given_up(queue.account_id or "", len(pending))
+    log.error("account=%s gave up hydrating %d message(s) after transient errors: events %s",
+              queue.account_id, len(pending), ",".join(p.event.id for p in pending))
+    return _next_run(rt, queue)
 
 
 def _is_paused(rt: Runtime, account: Account) -> bool:

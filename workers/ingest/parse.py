@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime
 from typing import Any, Iterator
 
@@ -20,19 +21,28 @@ _MESSAGING_KINDS: dict[str, Kind] = {
 }
 
 
-def parse_envelope(envelope: dict) -> list[Event]:
-    """Every event of a webhook delivery, in the order Meta sent them; never raises on odd items."""
-    platform = PLATFORMS.get(envelope.get("object"))
+CHANNELS = ("messaging", "standby", "changes")
+MAX_DEPTH = 64  # what the web edge accepts; deeper items are cut when hashed
+MAX_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: later "timestamps" are not times
+
+
+def parse_envelope(envelope: Any) -> list[Event]:
+    """Every event of a webhook delivery, in the order Meta sent them; takes any JSON value and
+    never raises: what it cannot read becomes kind `unknown`, with the raw item kept."""
+    if not isinstance(envelope, dict):
+        return []
+    kind = envelope.get("object")
+    platform = PLATFORMS.get(kind) if isinstance(kind, str) else None
     events = []
-    for entry in envelope.get("entry") or []:
-        if not isinstance(entry, dict):
-            events.append(_unknown(platform, None, entry))
-            continue
-        events.extend(_entry_events(platform, entry))
+    for entry in _items(envelope.get("entry")):
+        if isinstance(entry, dict) and any(channel in entry for channel in CHANNELS):
+            events.extend(_entry_events(platform, entry))
+        else:  # not an entry we know how to read: keep it whole
+            events.append(_unknown(platform, _id_of(entry), entry))
     return events
 
 
-def _entry_events(platform: str | None, entry: dict) -> Iterator[Event]:
+def _entry_events(platform: Platform | None, entry: dict) -> Iterator[Event]:
     account_id = _text(entry.get("id"))
     for channel in ("messaging", "standby"):
         for item in _items(entry.get(channel)):
@@ -42,10 +52,13 @@ def _entry_events(platform: str | None, entry: dict) -> Iterator[Event]:
 
 
 def _items(value: Any) -> list:
-    return value if isinstance(value, list) else []
+    """A list as it is; a lone value as a list of one, so that it is delivered (as unknown)."""
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
 
 
-def _messaging_event(platform: str | None, account_id: str | None, item: Any) -> Event:
+def _messaging_event(platform: Platform | None, account_id: str | None, item: Any) -> Event:
     if not isinstance(item, dict):
         return _unknown(platform, account_id, item)
     kind = next((k for key, k in _MESSAGING_KINDS.items() if key in item), "unknown")
@@ -63,7 +76,7 @@ def _key_for(kind: str, item: dict) -> str | None:
     return next((key for key, k in _MESSAGING_KINDS.items() if k == kind and key in item), None)
 
 
-def _change_event(platform: str | None, account_id: str | None, item: Any) -> Event:
+def _change_event(platform: Platform | None, account_id: str | None, item: Any) -> Event:
     value = item.get("value") if isinstance(item, dict) else None
     value = value if isinstance(value, dict) else {}
     kind = "change" if platform and isinstance(item, dict) else "unknown"
@@ -72,13 +85,14 @@ def _change_event(platform: str | None, account_id: str | None, item: Any) -> Ev
                   mid=_text(value.get("message_id") or value.get("mid")))
 
 
-def _unknown(platform: str | None, account_id: str | None, item: Any) -> Event:
+def _unknown(platform: Platform | None, account_id: str | None, item: Any) -> Event:
     return _event("unknown", platform, account_id, item, sender=None, recipient=None,
                   timestamp=None, mid=None)
 
 
-def _event(kind, platform, account_id, item, *, sender, recipient, timestamp, mid) -> Event:
-    hydration = "pending" if kind in HYDRATED_KINDS and mid else "not_applicable"
+def _event(kind: Kind, platform: Platform | None, account_id: str | None, item: Any, *,
+           sender: str | None, recipient: str | None, timestamp: Any, mid: str | None) -> Event:
+    hydration: Hydration = "pending" if kind in HYDRATED_KINDS and mid else "not_applicable"
     return Event(id=event_id(platform, account_id, kind, item), kind=kind, platform=platform,
                  account_id=account_id, sender_id=sender, recipient_id=recipient,
                  timestamp=to_millis(timestamp), mid=mid, conversation_id=None, message=None,
@@ -87,17 +101,39 @@ def _event(kind, platform, account_id, item, *, sender, recipient, timestamp, mi
 
 def event_id(platform: str | None, account_id: str | None, kind: str, item: Any) -> str:
     """A stable idempotency key: the same item delivered twice hashes to the same id."""
-    canonical = json.dumps([platform, account_id, kind, item], sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
-    return "evt_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+    try:
+        canonical = _canonical([platform, account_id, kind, item])
+    except RecursionError:  # nested deeper than Python recurses: hash what can be read
+        canonical = _canonical([platform, account_id, kind, _clip(item, MAX_DEPTH)])
+    # surrogatepass: a lone "\ud800" in Meta's JSON is a valid escape, not a reason to fail.
+    return "evt_" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _clip(value: Any, depth: int) -> Any:
+    """`value` with whatever lies deeper than `depth` levels replaced by null."""
+    if depth <= 0:
+        return None
+    if isinstance(value, dict):
+        return {key: _clip(item, depth - 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clip(item, depth - 1) for item in value]
+    return value
 
 
 def to_millis(value: Any) -> int | None:
-    """Meta's timestamps as epoch milliseconds: numbers, numeric strings, ISO 8601; else None."""
+    """Meta's timestamps as epoch milliseconds: numbers (seconds or milliseconds), numeric
+    strings, ISO 8601; None for anything else, and for times before 1970 or after 9999."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return int(value if value > 1e11 else value * 1000)
+        if not math.isfinite(value):
+            return None
+        millis = int(value if value > 1e11 else value * 1000)
+        return millis if 0 <= millis <= MAX_MILLIS else None
     if isinstance(value, str) and value.strip():
         try:
             return to_millis(float(value))
@@ -108,8 +144,8 @@ def to_millis(value: Any) -> int | None:
 
 def _iso_millis(value: str) -> int | None:
     try:
-        return int(datetime.fromisoformat(value).timestamp() * 1000)
-    except ValueError:
+        return to_millis(datetime.fromisoformat(value).timestamp())
+    except (ValueError, OverflowError, OSError):
         return None
 
 
@@ -122,6 +158,8 @@ def _mid_of(body: Any) -> str | None:
 
 
 def _text(value: Any) -> str | None:
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**30:
+        return str(value)  # ids Meta sent as numbers; a longer number is no id
     return None

@@ -35,6 +35,14 @@ class AccountState(Concern):
         """Lift a pause."""
         self._redis.delete(self._key("paused", account_id))
 
+    def count_given_up(self, account_id: str, count: int) -> None:
+        """Count messages hydration gave up on (delivered without details) after transient errors."""
+        self._redis.hincrby(self._key("given-up"), account_id, count)
+
+    def given_up(self, account_id: str) -> int:
+        """How many messages of the account hydration gave up on."""
+        return int(self._redis.hget(self._key("given-up"), account_id) or 0)
+
     def save_progress(self, account_id: str, progress: dict, *, ttl: float = 120.0) -> None:
         """Where a paged listing stopped, to go on from there in the next task."""
         self._redis.set(self._key("progress", account_id), json.dumps(progress), px=int(ttl * 1000))
