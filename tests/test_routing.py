@@ -1,0 +1,213 @@
+"""Routing in-process: which queue a freshly parsed event lands in, and which drain task starts.
+
+The store is a prefixed namespace of the machine's Redis; Celery is replaced by a recorder of the
+tasks the scheduler sends (name, args, countdown). No worker runs: these are the stage's functions.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+
+from workers.delivery.plugins import LoadedHandler
+from workers.hydration.pending import Pending
+from workers.ingest.parse import parse_envelope
+from workers.ingest.route import route
+from workers.records import DeliveryQueue, Event, HydrationQueue
+from workers.runtime.config import settings_from_dict
+from workers.runtime.context import Runtime
+from workers.runtime.settings import HandlerConfig
+from workers.scheduler import DELIVER_TASK, HYDRATE_TASK, Scheduler
+from workers.state import Store
+
+REDIS = "redis://127.0.0.1:6379/0"
+PAGE, UNCONFIGURED = "P1", "P9"
+COALESCE = 0.25
+
+
+class SentTasks(list):
+    """Stands in for Celery's send_task: records (name, args, countdown)."""
+
+    def __call__(self, name: str, args: tuple, countdown: float) -> None:
+        self.append((name, args, countdown))
+
+
+class Sink:
+    """A handler routing never calls: routing only queues."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def handle(self, event: Event) -> None:
+        raise AssertionError("routing must not call handlers")
+
+
+def handler(name: str, **options: object) -> LoadedHandler:
+    return LoadedHandler(Sink(name), HandlerConfig(type="test", name=name, **options))
+
+
+def runtime(store: Store, sent: SentTasks, *handlers: LoadedHandler) -> Runtime:
+    settings = settings_from_dict({
+        "meta": {"app_secrets": ["s"], "verify_token": "t"},
+        "accounts": [{"page_id": PAGE, "access_token": "token"}],
+        "hydration": {"coalesce_seconds": COALESCE}}, env={})
+    scheduler = Scheduler(store.flags, store.queues, sent, visibility_timeout=60,
+                          coalesce_seconds=COALESCE)
+    return Runtime(settings, store, graph=None, handlers={h.name: h for h in handlers},
+                   scheduler=scheduler)
+
+
+def webhook(n: int, kind: str = "message", *, account: str = PAGE, customer: str = "c1",
+            **message: object) -> Event:
+    """The one event a webhook delivery of `kind` from `customer` to `account` parses into."""
+    item: dict = {"sender": {"id": customer}, "recipient": {"id": account},
+                  "timestamp": 1700000000000 + n}
+    if kind == "message":
+        item["message"] = {"mid": f"m_{n}", "text": f"text {n}", **message}
+    elif kind == "reaction":
+        item["reaction"] = {"mid": f"m_{n}", "action": "react", "reaction": "love"}
+    else:
+        item[kind] = {"watermark": 1700000000000 + n}
+    [event] = parse_envelope({"object": "page", "entry": [{"id": account, "time": 1, "messaging": [item]}]})
+    assert event.kind == kind
+    return event
+
+
+@pytest.fixture
+def store():
+    prefix = f"test-routing-{uuid.uuid4().hex[:12]}"
+    yield Store(REDIS, prefix=prefix)
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture
+def sent():
+    return SentTasks()
+
+
+@pytest.fixture
+def rt(store, sent):
+    """Handlers 'a' and 'b', both taking every kind."""
+    return runtime(store, sent, handler("a"), handler("b"))
+
+
+def queued_ids(store: Store, queue) -> list[str]:
+    return [item.get("id") or item["event"]["id"] for item in store.queues.peek(queue.name)]
+
+
+def test_a_message_waits_in_its_accounts_hydration_queue(rt, store, sent):
+    message = webhook(1)
+    assert message.hydration == "pending"
+    route(rt, [message])
+    queue = HydrationQueue(PAGE)
+    [item] = store.queues.peek(queue.name)
+    assert Pending.from_dict(item) == Pending(message)
+    assert sent == [(HYDRATE_TASK, (queue.name,), COALESCE)]
+    assert store.queues.length(DeliveryQueue.of("a", message).name) == 0
+
+
+def test_a_non_message_event_goes_straight_to_every_accepting_handler(rt, store, sent):
+    read, reaction = webhook(1, "read"), webhook(2, "reaction")
+    route(rt, [read, reaction])
+    for name in ("a", "b"):
+        queue = DeliveryQueue.of(name, read)
+        assert queue == DeliveryQueue.of(name, reaction)  # one conversation
+        assert store.queues.peek(queue.name) == [read.to_dict(), reaction.to_dict()]
+    assert sorted(sent) == [(DELIVER_TASK, (DeliveryQueue.of(name, read).name,), 0.0)
+                            for name in ("a", "b")]  # one task per queue, not per event
+    assert store.queues.length(HydrationQueue(PAGE).name) == 0
+
+
+@pytest.mark.parametrize("message, reason", [
+    (webhook(1, account=UNCONFIGURED), "no [[accounts]] entry for this account id"),
+    (webhook(1, is_deleted=True), "the message was deleted"),
+], ids=["no-account", "deleted"])
+def test_a_message_that_cannot_be_hydrated_is_delivered_at_once_unavailable(rt, store, sent, message,
+                                                                            reason):
+    route(rt, [message])
+    queue = DeliveryQueue.of("a", message)
+    [record] = store.queues.peek(queue.name)
+    assert record["id"] == message.id
+    assert (record["hydration"], record["hydration_error"]) == ("unavailable", reason)
+    assert record["message"]["id"] == message.mid and record["message"]["message"] == "text 1"
+    assert store.queues.length(HydrationQueue(message.account_id).name) == 0
+    assert (DELIVER_TASK, (queue.name,), 0.0) in sent
+    assert all(name == DELIVER_TASK for name, _, _ in sent)
+
+
+def test_a_repeated_delivery_every_handler_has_causes_no_work(rt, store, sent):
+    message, read = webhook(1), webhook(2, "read")
+    for name in ("a", "b"):
+        for event in (message, read):
+            store.progress.mark_done(name, event.id)
+    route(rt, [message, read])
+    assert store.queues.length(HydrationQueue(PAGE).name) == 0
+    assert store.queues.length(DeliveryQueue.of("a", read).name) == 0
+    assert store.queues.length(DeliveryQueue.of("b", read).name) == 0
+    assert sent == []
+
+
+def test_a_message_only_some_handlers_have_is_still_hydrated(rt, store, sent):
+    message = webhook(1)
+    store.progress.mark_done("a", message.id)
+    route(rt, [message])
+    assert queued_ids(store, HydrationQueue(PAGE)) == [message.id]
+    assert [name for name, _, _ in sent] == [HYDRATE_TASK]
+
+
+def test_force_forgets_done_marks_so_a_replay_reaches_the_handlers_again(rt, store, sent):
+    message, read = webhook(1), webhook(2, "read")
+    for name in ("a", "b"):
+        for event in (message, read):
+            store.progress.mark_done(name, event.id)
+    route(rt, [message, read], force=True)
+    assert not any(store.progress.is_done(name, event.id)
+                   for name in ("a", "b") for event in (message, read))
+    assert queued_ids(store, HydrationQueue(PAGE)) == [message.id]
+    assert queued_ids(store, DeliveryQueue.of("a", read)) == [read.id]
+    assert queued_ids(store, DeliveryQueue.of("b", read)) == [read.id]
+    assert sorted(name for name, _, _ in sent) == [DELIVER_TASK, DELIVER_TASK, HYDRATE_TASK]
+
+
+def test_a_handler_whose_kinds_exclude_the_event_gets_nothing(store, sent):
+    rt = runtime(store, sent, handler("all"), handler("messages_only", kinds=["message"]))
+    reaction = webhook(1, "reaction")
+    route(rt, [reaction])
+    assert queued_ids(store, DeliveryQueue.of("all", reaction)) == [reaction.id]
+    assert store.queues.length(DeliveryQueue.of("messages_only", reaction).name) == 0
+    assert sent == [(DELIVER_TASK, (DeliveryQueue.of("all", reaction).name,), 0.0)]
+
+
+def test_a_repeated_message_counts_only_the_handlers_that_accept_it(store, sent):
+    rt = runtime(store, sent, handler("all"), handler("reads_only", kinds=["read"]))
+    message = webhook(1)
+    store.progress.mark_done("all", message.id)  # 'reads_only' will never have it: not missing
+    route(rt, [message])
+    assert store.queues.length(HydrationQueue(PAGE).name) == 0
+    assert sent == []
+
+
+def test_no_second_drain_task_starts_while_a_queues_flag_is_held(rt, store, sent):
+    route(rt, [webhook(1, customer="c1"), webhook(2, "read", customer="c1")])
+    route(rt, [webhook(3, customer="c2"), webhook(4, "read", customer="c1")])
+    hydration, delivery_a = HydrationQueue(PAGE), DeliveryQueue("a", f"{PAGE}:c1")
+    assert store.queues.length(hydration.name) == 2 and store.queues.length(delivery_a.name) == 2
+    assert sorted(name for name, _, _ in sent) == [DELIVER_TASK, DELIVER_TASK, HYDRATE_TASK]
+    rt.scheduler.hold(hydration, countdown=5)  # a hydrate task retrying later keeps its flag
+    route(rt, [webhook(5, customer="c3")])
+    assert len(sent) == 3 and store.queues.length(hydration.name) == 3
+
+
+def test_a_finished_drain_task_hands_over_to_a_new_one_if_items_wait(rt, store, sent):
+    route(rt, [webhook(1), webhook(2, "read")])
+    hydration, delivery_a = HydrationQueue(PAGE), DeliveryQueue("a", f"{PAGE}:c1")
+    sent.clear()
+    rt.scheduler.finish(hydration)
+    assert sent == [(HYDRATE_TASK, (hydration.name,), COALESCE)]
+    store.queues.dequeue(delivery_a.name, webhook(2, "read").id)
+    rt.scheduler.finish(delivery_a)
+    assert len(sent) == 1 and not store.flags.is_claimed(delivery_a.name)
