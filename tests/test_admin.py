@@ -253,7 +253,7 @@ def test_cli_deliveries(config, tmp_path):
     table = invoke("dv", "list", config=config)
     assert table.exit_code == 0 and TEXT_MARKER not in table.output
     assert table.output.splitlines()[0].split() == ["ID", "RECEIVED", "BYTES", "PUBLISHED", "FORCED",
-                                                    "OBJECT", "ENTRIES"]
+                                                    "OBJECT", "ENTRIES", "FAILED"]
     assert table.output.splitlines()[2].split()[-2:] == ["page", "2"]
     assert TEXT_MARKER in invoke("dv", "list", "--show-body", config=config).output
     [row] = json.loads(invoke("dv", "list", "--json", config=config).output)
@@ -323,6 +323,7 @@ def test_cli_status_reports_paused_and_throttled_accounts(tmp_path, store, monke
     assert p1["paused"] and p1["paused_reason"] == "code 190" and not p2["paused"]
     assert 25 < p2["throttled_for_seconds"] <= 30 and p2["instagram_id"] == "IG2"
     assert report["waiting"] == {"handler a": 1} and report["dead_letters"] == 0
+    assert report["failed_deliveries"] == 0
     table = CliRunner().invoke(cli_status.status, ["--config", str(path)], catch_exceptions=False).output
     assert "PAUSED (code 190)" in table and "throttled for" in table and "waiting for handler a: 1" in table
 

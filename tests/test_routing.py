@@ -6,6 +6,7 @@ tasks the scheduler sends (name, args, countdown). No worker runs: these are the
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -102,10 +103,13 @@ def queued_ids(store: Store, queue) -> list[str]:
 def test_a_message_waits_in_its_accounts_hydration_queue(rt, store, sent):
     message = webhook(1)
     assert message.hydration == "pending"
+    before = time.time()
     route(rt, [message])
     queue = HydrationQueue(PAGE)
     [item] = store.queues.peek(queue.name)
-    assert Pending.from_dict(item) == Pending(message)
+    pending = Pending.from_dict(item)
+    assert (pending.event, pending.step) == (message, "new")
+    assert before <= pending.since <= time.time(), "the give-up clock starts at receipt"
     assert sent == [(HYDRATE_TASK, (queue.name,), COALESCE)]
     assert store.queues.length(DeliveryQueue.of("a", message).name) == 0
 

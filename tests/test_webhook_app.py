@@ -85,7 +85,7 @@ def test_inbox_failure_is_503(app, monkeypatch):
 
 
 def test_unexpected_failure_is_503_not_500(app, monkeypatch):
-    monkeypatch.setattr("webhook_app.routes._envelope_problem", lambda body: 1 / 0)
+    monkeypatch.setattr("webhook_app.routes.envelope_problem", lambda body: 1 / 0)
     body = (FIXTURES / "webhooks" / "botman_text.json").read_bytes()
     assert _post(app.test_client(), body).status_code == 503
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import sqlite3
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
+from webhook_app.body import BodyError, envelope_problem, read_body
 from webhook_app.signature import SignatureError, verify
 
 log = logging.getLogger(__name__)
@@ -32,19 +33,19 @@ def handshake():
 
 
 @blueprint.post("/webhook")
-def receive():
+def receive() -> ResponseReturnValue:
     """Verify, record durably, answer 200; publishing happens in the relay, off this path."""
-    try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        return _error(413, "body too large")
     state = _state()
+    try:
+        body = read_body(state.settings.web.max_body_bytes)
+    except BodyError as exc:
+        return _error(exc.status, str(exc))
     try:
         verify(body, request.headers.get("X-Hub-Signature-256"), state.settings.meta.app_secrets)
     except SignatureError as exc:
         log.warning("rejected delivery: %s", exc)
         return _error(403, str(exc))
-    problem = _envelope_problem(body)
+    problem = envelope_problem(body)
     if problem:
         return _error(400, problem)
     try:
@@ -57,20 +58,10 @@ def receive():
     return Response("EVENT_RECEIVED", 200, mimetype="text/plain")
 
 
-def _envelope_problem(body: bytes) -> str | None:
-    try:
-        envelope = json.loads(body)
-    except ValueError:
-        return "body is not JSON"
-    if not isinstance(envelope, dict) or not isinstance(envelope.get("entry"), list):
-        return "body is not an object with an 'entry' list"
-    return None
-
-
 @blueprint.get("/healthz")
 def healthz():
-    """200 while the process serves; tells how many deliveries wait for the broker."""
-    return jsonify(status="ok", unpublished=_state().inbox.unpublished_count())
+    """200 while the process serves; tells how many deliveries wait for the broker, and failed."""
+    return jsonify(status="ok", **_state().inbox.counts())
 
 
 @blueprint.app_errorhandler(HTTPException)

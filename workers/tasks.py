@@ -1,11 +1,22 @@
-"""Celery tasks: thin wrappers that decode, call the stage, and decide whether to retry."""
+"""Celery tasks: thin wrappers that decode, call the stage, and decide whether to retry.
+
+Only what can succeed later is retried: the store or the broker out of reach, a bounded number of
+times, each delay below the visibility timeout. Bad data or a bug fails once, visibly: an ingest
+is reported back to its inbox (`deliveries list --failed`, then `deliveries replay`); a drain task
+logs and gives its queue back to the sweep.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
+import kombu.exceptions
+import redis
 from celery import Task, current_app, shared_task
+from celery.exceptions import Retry
 from celery.signals import worker_ready
 
 from workers.delivery.drain import drain
@@ -14,72 +25,115 @@ from workers.ingest.parse import parse_envelope
 from workers.ingest.route import route
 from workers.records import DeliveryQueue, HydrationQueue, Queue, parse_queue
 from workers.runtime.context import Runtime, RuntimeCache
-from workers.scheduler import DELIVER_TASK, HYDRATE_TASK, INGEST_TASK, SWEEP_TASK
+from workers.scheduler import DELIVER_TASK, HYDRATE_TASK, INGEST_TASK, SWEEP_TASK, backoff
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY = 60.0
-# Anything unforeseen (a Redis blip, a bug) retries with capped backoff instead of losing the task.
-TASK_OPTIONS = {"bind": True, "max_retries": None, "acks_late": True, "autoretry_for": (Exception,),
-                "retry_backoff": True, "retry_backoff_max": 300, "retry_jitter": True}
+MAX_TRANSIENT_RETRIES = 20
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError,
+             ConnectionError, TimeoutError)
 
 # The boundary where each worker process builds its collaborators, once (again on a new config).
 _runtimes = RuntimeCache(lambda name, args, countdown: current_app.send_task(
     name, args=args, countdown=countdown))
 
 
-@shared_task(name=INGEST_TASK, **TASK_OPTIONS)
-def ingest(self: Task, delivery_id: int, body: str, force: bool = False) -> int:
+class StageTask(Task):
+    """Late acknowledgement: a task whose worker dies is handed to another."""
+
+    acks_late = True
+
+    def run_stage(self, rt: Runtime, stage: Callable[[], Any], on_bug: Callable[[Exception], None]) -> Any:
+        """Run a stage: retry transient errors with capped backoff; hand any other to `on_bug`."""
+        try:
+            return stage()
+        except Retry:
+            raise
+        except TRANSIENT as exc:
+            attempt = self.request.retries + 1
+            if attempt <= MAX_TRANSIENT_RETRIES:
+                countdown = min(backoff(attempt), rt.settings.max_countdown)
+                log.warning("task=%s transient %s; retry %d in %.1fs", self.name,
+                            type(exc).__name__, attempt, countdown)
+                raise self.retry(countdown=countdown, max_retries=None) from None
+            failure: Exception = exc
+        except Exception as exc:  # bad data or a bug: fail once, where an operator sees it
+            failure = exc
+        log.error("task=%s failed for good: %s", self.name, type(failure).__name__)
+        on_bug(failure)
+        return None
+
+
+@shared_task(name=INGEST_TASK, bind=True, base=StageTask)
+def ingest(self: StageTask, delivery_id: int, body: str, force: bool = False,
+           inbox: str | None = None) -> int:
     """Parse one webhook delivery and route each of its events; returns the event count."""
-    try:
-        envelope = json.loads(body)
-    except ValueError:
-        log.error("delivery=%s is not JSON; dropped", delivery_id)
-        return 0
-    events = parse_envelope(envelope) if isinstance(envelope, dict) else []
-    route(_runtimes.get(), events, force=force)
-    log.info("delivery=%s events=%d", delivery_id, len(events))
-    return len(events)
+    rt = _runtimes.get()
+
+    def stage() -> int:
+        events = parse_envelope(json.loads(body))
+        route(rt, events, force=force)
+        log.info("delivery=%s events=%d", delivery_id, len(events))
+        return len(events)
+
+    def report(exc: Exception) -> None:
+        rt.store.failures.record(inbox or "unknown", delivery_id, f"{type(exc).__name__}: {exc}"[:500])
+
+    return self.run_stage(rt, stage, report) or 0
 
 
-@shared_task(name=DELIVER_TASK, **TASK_OPTIONS)
-def deliver(self: Task, queue_name: str) -> None:
+@shared_task(name=DELIVER_TASK, bind=True, base=StageTask)
+def deliver(self: StageTask, queue_name: str) -> None:
     """Drain one (handler, conversation) queue in order."""
-    rt, queue = _runtimes.get(), parse_queue(queue_name)
-    assert isinstance(queue, DeliveryQueue)
-    loaded = rt.handlers.get(queue.handler)
-    if loaded is None:
-        log.warning("handler=%s is not configured; its queue waits", queue.handler)
-        rt.store.flags.release(queue.name)
+    rt = _runtimes.get()
+    queue = parse_queue(queue_name)
+    if not isinstance(queue, DeliveryQueue) or queue.handler not in rt.handlers:
+        log.warning("queue=%s has no configured handler; it waits", queue_name)
+        rt.store.flags.release(queue_name)
         return
-    delay = drain(rt.store, loaded, queue)
-    if delay is not None:
-        raise _retry_later(self, rt, queue, delay)
-    rt.scheduler.finish(queue)
+    loaded = rt.handlers[queue.handler]
+
+    def stage() -> None:
+        delay = drain(rt.store, loaded, queue)
+        if delay is not None:
+            raise _retry_later(self, rt, queue, delay)
+        rt.scheduler.finish(queue)
+
+    self.run_stage(rt, stage, lambda exc: rt.store.flags.release(queue.name))
 
 
-@shared_task(name=HYDRATE_TASK, **TASK_OPTIONS)
-def hydrate(self: Task, queue_name: str, failures: int = 0) -> None:
+@shared_task(name=HYDRATE_TASK, bind=True, base=StageTask)
+def hydrate(self: StageTask, queue_name: str, failures: int = 0) -> None:
     """Spend one Graph call, under the account's budget, on the account's pending messages.
 
     `failures` counts transient Graph errors only, so waiting for budget never inflates the backoff.
     """
-    rt, queue = _runtimes.get(), parse_queue(queue_name)
-    assert isinstance(queue, HydrationQueue)
-    delay, failed = hydration.run(rt, queue, failures=failures)
-    if delay is not None:
-        raise _retry_later(self, rt, queue, delay, failures=failures + 1 if failed else 0)
-    rt.scheduler.finish(queue)
+    rt = _runtimes.get()
+    queue = parse_queue(queue_name)
+    if not isinstance(queue, HydrationQueue):
+        raise ValueError(f"not a hydration queue: {queue_name}")
+
+    def stage() -> None:
+        delay, failed = hydration.run(rt, queue, failures=failures)
+        if delay is not None:
+            raise _retry_later(self, rt, queue, delay, failures=failures + 1 if failed else 0)
+        rt.scheduler.finish(queue)
+
+    self.run_stage(rt, stage, lambda exc: rt.store.flags.release(queue.name))
 
 
-def _retry_later(task: Task, rt: Runtime, queue: Queue, delay: float, **kwargs: int) -> Exception:
-    """The Retry to raise; the queue's flag is held until then so no second task starts on it."""
+def _retry_later(task: Task, rt: Runtime, queue: Queue, delay: float, **kwargs: int) -> Retry:
+    """The Retry to raise; the queue's flag is held until then so no second task starts on it.
+
+    Waiting (for budget, backoff or a handler) is not a failure: it does not count as a retry.
+    """
     countdown = min(delay, rt.settings.max_countdown)
     rt.scheduler.hold(queue, countdown)
-    return task.retry(countdown=countdown, kwargs=kwargs or None)
+    return task.retry(countdown=countdown, kwargs=kwargs or None, max_retries=None)
 
 
-@shared_task(name=SWEEP_TASK, **TASK_OPTIONS)
-def sweep(self: Task) -> int:
+@shared_task(name=SWEEP_TASK, bind=True, base=StageTask)
+def sweep(self: StageTask) -> int:
     """Restart drain tasks for queues nobody drains (e.g. after a crash); repeats every minute."""
     rt = _runtimes.get()
     started = 0

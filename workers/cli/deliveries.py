@@ -32,26 +32,34 @@ def _inbox(settings: Settings) -> Inbox:
 @config_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many.")
 @click.option("--since", type=Duration(), help="Only deliveries received within this long, e.g. 2h.")
+@click.option("--failed", is_flag=True,
+              help="Only deliveries a worker could not process (bad data or a bug), with the error.")
 @json_option
 @body_option
-def list_deliveries(config, limit, since, as_json, show_body) -> None:
-    """List recorded deliveries, newest first (bodies only with --show-body)."""
+def list_deliveries(config, limit, since, failed, as_json, show_body) -> None:
+    """List recorded deliveries, newest first (bodies only with --show-body).
+
+    A failed delivery was not retried: after a fix, `deliveries replay ID` sends it again.
+    """
     start = time.time() - since if since is not None else None
     infos = admin.list_deliveries(_inbox(settings_or_exit(config)), limit=limit, since=start,
-                                  with_body=show_body)
+                                  failed=failed, with_body=show_body)
     if as_json:
         return echo_json([_delivery_json(info) for info in infos])
     rows = [[i.id, when(i.received_at), i.size, "yes" if i.published else "no",
-             "yes" if i.force else "", i.object or "?", "?" if i.entries is None else i.entries]
-            for i in infos]
-    echo_table(["ID", "RECEIVED", "BYTES", "PUBLISHED", "FORCED", "OBJECT", "ENTRIES"], rows)
+             "yes" if i.force else "", i.object or "?", "?" if i.entries is None else i.entries,
+             "yes" if i.error else ""] for i in infos]
+    echo_table(["ID", "RECEIVED", "BYTES", "PUBLISHED", "FORCED", "OBJECT", "ENTRIES", "FAILED"], rows)
+    for info in infos if failed else ():
+        click.echo(f"#{info.id} failed {when(info.failed_at)}: {info.error}")
     for info in infos if show_body else ():
         click.echo(f"\n#{info.id}: {info.body.decode('utf-8', 'replace')}")
 
 
 def _delivery_json(info: admin.DeliveryInfo) -> dict:
     data = {name: getattr(info, name) for name in ("id", "received_at", "size", "published_at",
-                                                    "published", "force", "object", "entries")}
+                                                    "published", "force", "object", "entries",
+                                                    "failed_at", "error")}
     if info.body is not None:
         data["body"] = info.body.decode("utf-8", "replace")
     return data

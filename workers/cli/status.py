@@ -28,7 +28,8 @@ def status_report(settings: Settings, store: Store) -> dict:
         queue = parse_queue(name)
         stage = "hydration" if isinstance(queue, HydrationQueue) else f"handler {queue.handler}"
         waiting[stage] += store.queues.length(name)
-    return {"accounts": accounts, "waiting": dict(waiting), "dead_letters": store.dead_letters.count()}
+    return {"accounts": accounts, "waiting": dict(waiting), "dead_letters": store.dead_letters.count(),
+            "failed_deliveries": store.failures.total()}
 
 
 @click.command("status")
@@ -46,6 +47,8 @@ def status(config, as_json) -> None:
     for stage, count in sorted(report["waiting"].items()):
         click.echo(f"waiting for {stage}: {count}")
     click.echo(f"dead letters: {report['dead_letters']}")
+    click.echo(f"failed deliveries: {report['failed_deliveries']} "
+               "(`inbox-relay deliveries list --failed` on the web node)")
 
 
 def _state(account: dict) -> str:

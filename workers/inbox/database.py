@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS unpublished ON deliveries(id) WHERE published_at IS NULL;
 CREATE TABLE IF NOT EXISTS relay_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Added after the first release: inboxes created before get the columns on open.
+COLUMNS = {"failed_at": "REAL", "error": "TEXT"}
+FIELDS = "id, received_at, body, published_at, force, failed_at, error"
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,12 @@ class Delivery:
     body: bytes
     published_at: float | None
     force: bool = False
+    failed_at: float | None = None  # set when a worker could not process it (see `error`)
+    error: str | None = None
+
+
+def _delivery(row: tuple) -> Delivery:
+    return Delivery(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
 
 
 class Inbox:
@@ -42,89 +54,121 @@ class Inbox:
         self.path = Path(path)
         self.synchronous = synchronous
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        # One connection per process, shared by its threads (or greenlets) under a lock: SQLite
+        # serialises writers anyway, and a connection per greenlet would reopen on every request.
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
         with self._db() as db:
             db.executescript(SCHEMA)
+            known = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
+            for name, kind in COLUMNS.items():
+                if name not in known:
+                    db.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
 
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            # FULL (the default): a committed delivery is on disk before we answer 200.
-            db.execute(f"PRAGMA synchronous={self.synchronous}")
-            self._local.db = db
-        return db
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None or self._pid != os.getpid():  # a forked child opens its own
+                self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                             check_same_thread=False)
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                # FULL (the default): a committed delivery is on disk before we answer 200.
+                self._conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                self._pid = os.getpid()
+            yield self._conn
 
     def append(self, body: bytes, *, force: bool = False) -> int:
         """Record a delivery; when this returns, it survives a crash."""
-        cursor = self._db().execute(
-            "INSERT INTO deliveries (received_at, body, force) VALUES (?, ?, ?)",
-            (time.time(), body, int(force)))
-        return cursor.lastrowid
+        with self._db() as db:
+            cursor = db.execute("INSERT INTO deliveries (received_at, body, force) VALUES (?, ?, ?)",
+                                (time.time(), body, int(force)))
+            return int(cursor.lastrowid or 0)
 
     def claim(self, owner: str, *, limit: int = 100, lease: float = 10.0) -> list[Delivery]:
         """Take up to `limit` unpublished deliveries for `lease` seconds, oldest first."""
         now = time.time()
-        rows = self._db().execute(
-            "UPDATE deliveries SET claimed_by = ?, claimed_until = ? WHERE id IN ("
-            " SELECT id FROM deliveries WHERE published_at IS NULL"
-            " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?)"
-            " RETURNING id, received_at, body, published_at, force",
-            (owner, now + lease, now, limit)).fetchall()
-        return sorted((Delivery(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows), key=lambda d: d.id)
+        with self._db() as db:
+            rows = db.execute(
+                "UPDATE deliveries SET claimed_by = ?, claimed_until = ? WHERE id IN ("
+                " SELECT id FROM deliveries WHERE published_at IS NULL"
+                " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?)"
+                f" RETURNING {FIELDS}", (owner, now + lease, now, limit)).fetchall()
+        return sorted((_delivery(r) for r in rows), key=lambda d: d.id)
 
     def mark_published(self, delivery_ids: list[int]) -> None:
-        """The broker has these deliveries."""
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")  # one commit for the batch, not one per row
-        try:
-            db.executemany("UPDATE deliveries SET published_at = ? WHERE id = ?",
-                           [(time.time(), i) for i in delivery_ids])
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        """The broker has these deliveries (one commit for the batch, not one per row)."""
+        self._many("UPDATE deliveries SET published_at = ? WHERE id = ?",
+                   [(time.time(), i) for i in delivery_ids])
+
+    def mark_failed(self, failures: list[tuple[int, str]]) -> None:
+        """These deliveries could not be processed: keep them, with why, for a replay after a fix.
+
+        Marked published too, so that the relay moves on; `deliveries replay` sends them again.
+        """
+        now = time.time()
+        self._many("UPDATE deliveries SET failed_at = ?, error = ?,"
+                   " published_at = COALESCE(published_at, ?) WHERE id = ?",
+                   [(now, error[:1000], now, i) for i, error in failures])
+
+    def _many(self, statement: str, rows: list[tuple]) -> None:
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(statement, rows)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def release(self, owner: str) -> None:
         """Give back what `owner` claimed but did not publish, so that it is tried again at once."""
-        self._db().execute("UPDATE deliveries SET claimed_until = NULL WHERE claimed_by = ?"
-                           " AND published_at IS NULL", (owner,))
+        with self._db() as db:
+            db.execute("UPDATE deliveries SET claimed_until = NULL WHERE claimed_by = ?"
+                       " AND published_at IS NULL", (owner,))
 
     def republish_since(self, since: float) -> int:
         """Publish again what was published after `since` (epoch seconds): the broker lost it."""
-        return self._db().execute("UPDATE deliveries SET published_at = NULL, claimed_until = NULL"
-                                  " WHERE published_at >= ?", (since,)).rowcount
+        with self._db() as db:
+            return db.execute("UPDATE deliveries SET published_at = NULL, claimed_until = NULL"
+                              " WHERE published_at >= ? AND failed_at IS NULL", (since,)).rowcount
 
     def state(self, key: str) -> str | None:
         """A value the relay keeps across restarts."""
-        row = self._db().execute("SELECT value FROM relay_state WHERE key = ?", (key,)).fetchone()
+        with self._db() as db:
+            row = db.execute("SELECT value FROM relay_state WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def set_state(self, key: str, value: str) -> None:
         """Keep a value across restarts."""
-        self._db().execute("INSERT OR REPLACE INTO relay_state (key, value) VALUES (?, ?)", (key, value))
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO relay_state (key, value) VALUES (?, ?)", (key, value))
 
-    def unpublished_count(self) -> int:
-        """How many deliveries wait for the broker."""
-        return self._db().execute(
-            "SELECT COUNT(*) FROM deliveries WHERE published_at IS NULL").fetchone()[0]
+    def counts(self) -> dict[str, int]:
+        """How many deliveries wait for the broker, and how many failed."""
+        with self._db() as db:
+            waiting, failed = db.execute(
+                "SELECT COUNT(*) FILTER (WHERE published_at IS NULL),"
+                " COUNT(*) FILTER (WHERE failed_at IS NOT NULL) FROM deliveries").fetchone()
+        return {"unpublished": waiting, "failed": failed}
 
-    def list(self, *, limit: int = 50, since: float | None = None) -> list[Delivery]:
-        """The newest deliveries first."""
-        rows = self._db().execute(
-            "SELECT id, received_at, body, published_at, force FROM deliveries"
-            " WHERE received_at >= ? ORDER BY id DESC LIMIT ?", (since or 0, limit)).fetchall()
-        return [Delivery(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+    def list(self, *, limit: int = 50, since: float | None = None,
+             failed: bool = False) -> list[Delivery]:
+        """The newest deliveries first (only failed ones if `failed`)."""
+        only_failed = " AND failed_at IS NOT NULL" if failed else ""
+        with self._db() as db:
+            rows = db.execute(f"SELECT {FIELDS} FROM deliveries WHERE received_at >= ?{only_failed}"
+                              " ORDER BY id DESC LIMIT ?", (since or 0, limit)).fetchall()
+        return [_delivery(r) for r in rows]
 
     def get(self, delivery_id: int) -> Delivery | None:
         """One delivery by id."""
-        row = self._db().execute("SELECT id, received_at, body, published_at, force FROM deliveries"
-                                 " WHERE id = ?", (delivery_id,)).fetchone()
-        return Delivery(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+        with self._db() as db:
+            row = db.execute(f"SELECT {FIELDS} FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+        return _delivery(row) if row else None
 
     def prune(self, *, older_than: float) -> int:
         """Forget published deliveries received before `older_than` (epoch seconds)."""
-        cursor = self._db().execute("DELETE FROM deliveries WHERE published_at IS NOT NULL"
-                                    " AND received_at < ?", (older_than,))
-        return cursor.rowcount
+        with self._db() as db:
+            return db.execute("DELETE FROM deliveries WHERE published_at IS NOT NULL"
+                              " AND received_at < ?", (older_than,)).rowcount

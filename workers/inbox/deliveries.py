@@ -21,6 +21,8 @@ class DeliveryInfo:
     object: str | None
     entries: int | None
     body: bytes | None = None
+    failed_at: float | None = None
+    error: str | None = None
 
     @property
     def published(self) -> bool:
@@ -33,7 +35,8 @@ def describe_delivery(delivery: Delivery, *, with_body: bool = False) -> Deliver
     kind, entries = _envelope_shape(delivery.body)
     return DeliveryInfo(id=delivery.id, received_at=delivery.received_at, size=len(delivery.body),
                         published_at=delivery.published_at, force=delivery.force, object=kind,
-                        entries=entries, body=delivery.body if with_body else None)
+                        entries=entries, body=delivery.body if with_body else None,
+                        failed_at=delivery.failed_at, error=delivery.error)
 
 
 def _envelope_shape(body: bytes) -> tuple[str | None, int | None]:
@@ -49,9 +52,10 @@ def _envelope_shape(body: bytes) -> tuple[str | None, int | None]:
 
 
 def list_deliveries(inbox: Inbox, *, limit: int = 50, since: float | None = None,
-                    with_body: bool = False) -> list[DeliveryInfo]:
-    """The newest recorded deliveries first."""
-    return [describe_delivery(d, with_body=with_body) for d in inbox.list(limit=limit, since=since)]
+                    failed: bool = False, with_body: bool = False) -> list[DeliveryInfo]:
+    """The newest recorded deliveries first (only those that failed, if `failed`)."""
+    found = inbox.list(limit=limit, since=since, failed=failed)
+    return [describe_delivery(d, with_body=with_body) for d in found]
 
 
 def replay_delivery(inbox: Inbox, delivery_id: int) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -31,16 +30,18 @@ def build_relay(settings: Settings, *, wakeup: Wakeup | None = None) -> Relay:
     """A relay for the inbox in settings.data_dir, publishing to the configured broker."""
     # NORMAL: a lost "published" mark only publishes a delivery again, which dedup absorbs.
     inbox = Inbox(settings.data_dir / INBOX_FILE, synchronous="NORMAL")
-    watch = StoreWatch(Store(settings.redis_store_url).health, inbox)
-    return Relay(inbox, celery_publisher(create_celery(settings)), wakeup=wakeup, watch=watch,
-                 replay_window=settings.queue.replay_window)
+    watch = StoreWatch(Store(settings.redis_store_url), inbox)
+    return Relay(inbox, celery_publisher(create_celery(settings), watch.inbox_id), wakeup=wakeup,
+                 watch=watch, replay_window=settings.queue.replay_window)
 
 
-def celery_publisher(celery_app: Celery) -> Callable[[Delivery], None]:
-    """Publish a delivery as one `ingest` task message."""
-    def publish(delivery: Delivery) -> None:
-        body = delivery.body.decode(json.detect_encoding(delivery.body))
-        celery_app.send_task(INGEST_TASK, args=[delivery.id, body, delivery.force],
+Publish = Callable[[Delivery, str], None]
+
+
+def celery_publisher(celery_app: Celery, inbox_id: str) -> Publish:
+    """Publish a delivery (its body as text) as one `ingest` task message."""
+    def publish(delivery: Delivery, text: str) -> None:
+        celery_app.send_task(INGEST_TASK, args=[delivery.id, text, delivery.force, inbox_id],
                              retry=True, retry_policy={"max_retries": 1, "interval_start": 0.1})
     return publish
 
@@ -56,7 +57,7 @@ class Wakeup(Protocol):
 class Relay:
     """Claims unpublished deliveries, publishes them, marks them; waits out broker outages."""
 
-    def __init__(self, inbox: Inbox, publish: Callable[[Delivery], None], *,
+    def __init__(self, inbox: Inbox, publish: Publish, *,
                  retention_days: float = 7.0, wakeup: Wakeup | None = None,
                  watch: StoreWatch | None = None, replay_window: float = 900.0):
         self.inbox, self.publish = inbox, publish
@@ -106,19 +107,32 @@ class Relay:
                 self._stop.wait(GATHER)
 
     def pump(self) -> int:
-        """Publish one batch of deliveries; returns how many went to the broker."""
+        """Publish one batch of deliveries; returns how many left the inbox.
+
+        A row that cannot become a message (its bytes are not text) is marked failed and skipped;
+        it never holds back the rows after it. A broker error stops the batch: it is an outage.
+        """
         claimed = self.inbox.claim(self.owner)
         published: list[int] = []
+        failed: list[tuple[int, str]] = []
         try:
             for delivery in claimed:
-                self.publish(delivery)
+                try:
+                    text = delivery.body.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    failed.append((delivery.id, f"relay: body is not UTF-8 ({exc.reason})"))
+                    log.error("relay: delivery=%s is not UTF-8; marked failed", delivery.id)
+                    continue
+                self.publish(delivery, text)
                 published.append(delivery.id)
         finally:
             if published:
                 self.inbox.mark_published(published)
-            if len(published) < len(claimed):
+            if failed:
+                self.inbox.mark_failed(failed)
+            if len(published) + len(failed) < len(claimed):
                 self.inbox.release(self.owner)  # try the rest again without waiting out the lease
-        return len(published)
+        return len(published) + len(failed)
 
     def _watch_now_and_then(self) -> None:
         now = time.time()
@@ -127,9 +141,13 @@ class Relay:
         self._last_watch = now
         try:
             lost = self.watch.data_lost()
+            failures = self.watch.collect_failures()
         except Exception as exc:  # the store is down: publishing may still work, so go on
             log.warning("relay: cannot reach the store (%s)", type(exc).__name__)
             return
+        if failures:
+            log.error("relay: %d delivery(ies) failed in a worker; see `deliveries list --failed`",
+                      failures)
         if lost:
             count = self.inbox.republish_since(now - self.replay_window)
             log.warning("relay: Redis lost its data; publishing the last %d deliveries again", count)

@@ -31,7 +31,7 @@ class MetaSettings(Section):
     """`[meta]`: the app's secrets and the Graph API it talks to."""
 
     app_secrets: Secrets
-    verify_token: str
+    verify_token: NonEmpty
     graph_url: str = "https://graph.facebook.com"
     graph_version: str = "v27.0"
     appsecret_proof: bool = False

@@ -6,6 +6,7 @@ from workers.state.accounts import AccountState
 from workers.state.base import Keys, connect
 from workers.state.budgets import CallBudgets
 from workers.state.dead_letters import DeadLetterStore
+from workers.state.failures import DeliveryFailures
 from workers.state.flags import Flags
 from workers.state.handler_progress import HandlerProgress
 from workers.state.health import StoreHealth
@@ -26,3 +27,4 @@ class Store:
         self.accounts = AccountState(client, keys)
         self.dead_letters = DeadLetterStore(client, keys)
         self.health = StoreHealth(client, keys)
+        self.failures = DeliveryFailures(client, keys)

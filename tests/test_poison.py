@@ -1,0 +1,103 @@
+"""A poison delivery fails once and stays visible; it never loops and never holds others back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+import uuid
+
+import pytest
+import redis
+
+from tests.harness import ROOT, RelayProcess, wait_for, write_config
+from workers.inbox.database import INBOX_FILE, Inbox
+from workers.inbox.relay import Relay
+from workers.inbox.watch import StoreWatch
+from workers.ingest.parse import parse_envelope
+from workers.state import Store
+
+REDIS = "redis://127.0.0.1:6379/0"
+PAGE = "515151"
+
+
+def read_body(n: int) -> bytes:
+    return json.dumps({"object": "page", "entry": [{"id": PAGE, "time": n, "messaging": [
+        {"sender": {"id": f"u{n}"}, "recipient": {"id": PAGE}, "timestamp": 1_700_000_000_000 + n,
+         "read": {"watermark": n}}]}]}).encode()
+
+
+@pytest.fixture
+def store():
+    prefix = f"test-poison-{uuid.uuid4().hex[:12]}"
+    yield Store(REDIS, prefix=prefix)
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+
+
+def test_the_relay_skips_a_row_it_cannot_publish(tmp_path):
+    inbox = Inbox(tmp_path / INBOX_FILE)
+    bad = inbox.append(b'{"entry": ["\xed\xa0\x80"]}')  # UTF-8-encoded surrogate: not text
+    good = inbox.append(read_body(1))
+    published: list[int] = []
+    relay = Relay(inbox, lambda delivery, text: published.append(delivery.id))
+    assert relay.pump() == 2
+    assert published == [good]
+    failed = inbox.get(bad)
+    assert failed.failed_at and "not UTF-8" in failed.error
+    assert inbox.counts() == {"unpublished": 0, "failed": 1}
+    assert relay.pump() == 0, "a failed row is not tried again by itself"
+
+
+def test_failures_reported_by_workers_are_marked_in_their_inbox(tmp_path, store):
+    inbox = Inbox(tmp_path / INBOX_FILE)
+    first, second = inbox.append(read_body(1)), inbox.append(read_body(2))
+    inbox.mark_published([first, second])
+    watch = StoreWatch(store, inbox)
+    store.failures.record(watch.inbox_id, second, "ValueError: boom")
+    store.failures.record("another-inbox", first, "ValueError: not ours")
+    assert watch.collect_failures() == 1 and watch.collect_failures() == 0
+    assert [d.id for d in inbox.list(failed=True)] == [second]
+    assert inbox.get(second).error == "ValueError: boom" and inbox.get(first).error is None
+    assert store.failures.total() == 2
+
+
+def _cli(relay: RelayProcess, *args: str) -> str:
+    command = [sys.executable, "-m", "workers.cli", *args, "--config", str(relay.config)]
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _health(relay: RelayProcess) -> dict:
+    with urllib.request.urlopen(relay.url + "/healthz", timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_a_poison_delivery_fails_once_is_listed_and_holds_nothing_back():
+    relay = RelayProcess(lambda d: write_config(d / "c.toml", graph_url="http://127.0.0.1:9", accounts=[]))
+    try:
+        relay.start()
+        # Rows no signed request can create any more (the edge answers 400), as an older version
+        # or a disk error might have left them: the worker must fail them once, not loop.
+        inbox = Inbox(relay.dir / "var" / INBOX_FILE)
+        poison = [inbox.append(b"not json at all"), inbox.append(b"[" * 5000 + b"]" * 5000)]
+        assert relay.post(read_body(7))[0] == 200
+        [event] = parse_envelope(json.loads(read_body(7)))
+        wait_for(lambda: event.id in {r["id"] for r in relay.events()}, message="the good delivery")
+        wait_for(lambda: _health(relay)["failed"] == 2, timeout=20, message="both poison rows failed")
+        listed = json.loads(_cli(relay, "deliveries", "list", "--failed", "--json"))
+        assert sorted(row["id"] for row in listed) == sorted(poison)
+        assert all(row["error"] and row["failed_at"] for row in listed)
+        assert relay.post(read_body(8))[0] == 200  # a round trip later, nothing was tried again
+        [later] = parse_envelope(json.loads(read_body(8)))
+        wait_for(lambda: later.id in {r["id"] for r in relay.events()}, message="a later delivery")
+        log = relay.log.read_text()
+        assert log.count("task=inbox_relay.ingest failed for good") == 2, "each fails exactly once"
+        assert "failed deliveries: 2" in _cli(relay, "status")
+    finally:
+        relay.cleanup()
