@@ -30,6 +30,10 @@ def test_minimal_configuration_has_sane_defaults():
     ({**MINIMAL, "handlers": [{"type": "jsonl"}, {"type": "jsonl"}]}, "handlers[1].name"),
     ({**MINIMAL, "queue": {"broker_url": "amqp://guest@localhost//"}}, "queue.store_url"),
     ({**MINIMAL, "web": {"max_body_bytes": "big"}}, "web.max_body_bytes"),
+    ({**MINIMAL, "handlers": [{"type": "jsonl", "kinds": "message_edit"}]}, "handlers[0].kinds"),
+    ({**MINIMAL, "handlers": [{"type": "jsonl", "kinds": ["mesage"]}]}, "handlers[0].kinds[0]"),
+    ({**MINIMAL, "handlers": [{"type": "jsonl", "name": "crm|eu"}]}, "handlers[0].name"),
+    ({"meta": {"app_secrets": ["s"], "verify_token": ""}}, "meta.verify_token"),
 ])
 def test_errors_name_the_key(doc, key):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):

@@ -1,4 +1,4 @@
-"""HTTP contract of DESIGN section 5, through Flask's test client (the inbox is real SQLite)."""
+"""The HTTP contract of the webhook endpoints, through Flask's test client (the inbox is real SQLite)."""
 
 import sqlite3
 
@@ -96,3 +96,29 @@ def test_healthz_and_unknown_routes(app):
     assert health.status_code == 200 and health.json["status"] == "ok"
     assert client.get("/nope").status_code == 404
     assert client.put("/webhook").status_code == 405
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b'{"entry": [' + b"[" * 2000 + b"]" * 2000 + b"]}", "nests too deep"),
+    (b'{"entry": [' + b"[" * 100 + b"]" * 100 + b"]}", "deeper than 64"),
+    (b'{"entry": ["\xed\xa0\x80"]}', "not UTF-8"),
+    (b'{"entry": ["\xff"]}', "not UTF-8"),
+])
+def test_signed_bodies_that_can_never_be_read_are_400(app, body, problem):
+    response = _post(app.test_client(), body)
+    assert response.status_code == 400 and problem in response.json["error"]
+    assert _recorded(app) == []
+
+
+def test_an_escaped_lone_surrogate_is_valid_json_and_accepted(app):
+    body = b'{"object": "page", "entry": [{"id": "\\ud800", "messaging": []}]}'
+    assert _post(app.test_client(), body).status_code == 200 and _recorded(app) == [body]
+
+
+def test_an_empty_verify_token_stops_start_up():
+    from workers.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="meta.verify_token"):
+        settings_from_dict({"meta": {"app_secrets": ["s"], "verify_token": ""}}, env={})
+    with pytest.raises(ConfigError, match="meta.app_secrets"):
+        settings_from_dict({"meta": {"app_secrets": [""], "verify_token": "t"}}, env={})

@@ -34,7 +34,6 @@ def create_app(settings: Settings | None = None, *, start_relay: bool = True) ->
 
     settings = settings or load_settings()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.web.max_body_bytes
     inbox = Inbox(settings.data_dir / INBOX_FILE)
     app.extensions["inbox_relay"] = WebState(settings, inbox, _relay_waker(settings, start_relay))
     app.register_blueprint(blueprint)

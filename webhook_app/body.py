@@ -19,7 +19,11 @@ class BodyError(Exception):
 
 
 def read_body(limit: int) -> bytes:
-    """The raw body, at most `limit` bytes, whether sent with Content-Length or chunked."""
+    """The raw body, at most `limit` bytes, whether sent with Content-Length or chunked.
+
+    The limit is ours, not Flask's MAX_CONTENT_LENGTH: for a chunked body that would cut the
+    stream at the limit silently, and a truncated body would fail its signature as a 403.
+    """
     if request.content_length is not None and request.content_length > limit:
         raise BodyError(413, "body too large")
     try:

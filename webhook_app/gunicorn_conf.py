@@ -29,6 +29,9 @@ def on_exit(server) -> None:
         relay.stop()
 
 
+worker_class = "webhook_app.server.ReadTimeoutGeventWorker"
+worker_connections = 1000        # per web worker: slow clients cost a greenlet each
+logger_class = "webhook_app.server.EscapingLogger"
 accesslog = "-"
 # The request line of the handshake carries hub.verify_token: log the path, never the query string.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'

@@ -37,7 +37,7 @@ class LoadedHandler:
 
     def accepts(self, kind: str) -> bool:
         """Whether this handler takes events of `kind` (all kinds unless it declares `kinds`)."""
-        kinds = self.config.options.get("kinds") or getattr(self.handler, "kinds", None)
+        kinds = self.config.kinds or getattr(self.handler, "kinds", None)
         return not kinds or kind in kinds
 
 
@@ -48,7 +48,7 @@ def load_handlers(settings: Settings) -> dict[str, LoadedHandler]:
 
 def _instantiate(config: HandlerConfig) -> Any:
     factory = _factory(config.type)
-    options = {k: v for k, v in config.options.items() if k != "kinds"}
+    options = config.options
     try:
         handler = factory(name=config.name, **options)
     except Exception as exc:

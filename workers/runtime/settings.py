@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from workers.records import Kind
+
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -84,13 +86,14 @@ class HandlerConfig(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
 
     type: str
-    name: str = ""
+    name: str = Field("", pattern=r"^[^|]*$")  # "|" separates the parts of a queue name
+    kinds: Annotated[tuple[Kind, ...], BeforeValidator(_list_as_tuple)] | None = None
     max_attempts: int = Field(8, ge=1)
     max_age: float = 3600.0
 
     @property
     def options(self) -> dict[str, Any]:
-        """The plugin's own keys (`kinds` included)."""
+        """The plugin's own keys: passed to its factory as keyword arguments."""
         return dict(self.model_extra or {})
 
     @model_validator(mode="after")

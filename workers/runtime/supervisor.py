@@ -20,9 +20,9 @@ CRASH_WINDOW = 60.0
 
 
 def web_command(host: str, port: int, workers: int) -> list[str]:
-    """gunicorn serving the Flask app (sync workers; the relay runs in its master)."""
+    """gunicorn serving the Flask app (gevent workers; the relay runs in its master)."""
     return [sys.executable, "-m", "gunicorn", "--config", "python:webhook_app.gunicorn_conf",
-            "--workers", str(workers), "--worker-class", "sync",
+            "--workers", str(workers),
             "--bind", f"{host}:{port}", "--graceful-timeout", "10",
             "webhook_app:create_app()"]
 

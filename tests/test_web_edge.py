@@ -1,0 +1,93 @@
+"""The web edge under the real server (`inbox-relay run`): framing, limits, slow clients, the log."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from tests.harness import SECRET, RelayProcess, wait_for, write_config
+from webhook_app.signature import sign
+
+LIMIT = 4096
+
+
+@pytest.fixture(scope="module")
+def relay():
+    relay = RelayProcess(lambda d: write_config(d / "c.toml", graph_url="http://127.0.0.1:9", accounts=[],
+                                                extra={"web": {"max_body_bytes": LIMIT}}))
+    relay.start()
+    yield relay
+    relay.cleanup()
+
+
+def _connect(relay: RelayProcess) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+
+
+def _status(sock: socket.socket) -> int:
+    head = b""
+    while b"\r\n" not in head:
+        chunk = sock.recv(1024)
+        if not chunk:
+            break
+        head += chunk
+    return int(head.split(b" ")[1]) if head else 0
+
+
+def _chunked(relay: RelayProcess, body: bytes, chunks: bytes) -> int:
+    with _connect(relay) as sock:
+        sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\nX-Hub-Signature-256: " + sign(SECRET, body).encode()
+                     + b"\r\n\r\n" + chunks)
+        return _status(sock)
+
+
+def _envelope(size: int = 0) -> bytes:
+    return json.dumps({"object": "page", "entry": [], "pad": "x" * size}).encode()
+
+
+def test_a_chunked_delivery_is_accepted(relay):
+    body = _envelope()
+    half = len(body) // 2
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:half], body[half:]))
+    assert _chunked(relay, body, chunks + b"0\r\n\r\n") == 200
+
+
+def test_a_chunked_body_over_the_limit_is_413(relay):
+    body = _envelope(LIMIT * 2)
+    assert _chunked(relay, body, b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)) == 413
+
+
+def test_bad_chunk_framing_is_400(relay):
+    body = _envelope()
+    assert _chunked(relay, body, b"zz\r\n" + body + b"\r\n0\r\n\r\n") == 400
+
+
+def test_hundreds_of_slow_clients_do_not_hold_deliveries_back(relay):
+    slow = []
+    try:
+        for _ in range(300):
+            sock = _connect(relay)  # each sends half a body, then nothing
+            sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"entry\"")
+            slow.append(sock)
+        for n in range(5):
+            body = json.dumps({"object": "page", "entry": [], "n": n}).encode()
+            started = time.monotonic()
+            assert relay.post(body)[0] == 200
+            assert time.monotonic() - started < 1.0
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_a_request_cannot_forge_access_log_lines(relay):
+    with _connect(relay) as sock:
+        sock.sendall(b"GET /webhook%0aFORGED-LINE HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _status(sock) == 404
+    wait_for(lambda: "FORGED-LINE" in relay.log.read_text(), message="the request in the access log")
+    lines = relay.log.read_text().splitlines()
+    assert not [line for line in lines if line.startswith("FORGED-LINE")]
+    assert [line for line in lines if "/webhook\\nFORGED-LINE" in line]
