@@ -28,7 +28,7 @@ from webhook_app.signature import sign  # noqa: E402
 PAGE = "100000000000001"
 WEB_WORKERS = 2        # what `inbox-relay run` starts by default
 THREADS = 4
-BODY_BYTES = 2048      # the size DESIGN.md measured with
+BODY_BYTES = 2048      # about the size of a real delivery with a message
 WARM_UP = 100
 
 
