@@ -39,9 +39,12 @@ _runtimes = RuntimeCache(lambda name, args, countdown: current_app.send_task(
 
 
 class StageTask(Task):
-    """Late acknowledgement: a task whose worker dies is handed to another."""
+    """Late acknowledgement: a task whose worker dies is handed to another. Retries are not
+    capped here: waiting (for budget, backoff or a handler) is no failure; transient errors are
+    capped in `run_stage`."""
 
     acks_late = True
+    max_retries = None
 
     def run_stage(self, rt: Runtime, stage: Callable[[], Any], on_bug: Callable[[Exception], None]) -> Any:
         """Run a stage: retry transient errors with capped backoff; hand any other to `on_bug`."""
@@ -55,7 +58,7 @@ class StageTask(Task):
                 countdown = min(backoff(attempt), rt.settings.max_countdown)
                 log.warning("task=%s transient %s; retry %d in %.1fs", self.name,
                             type(exc).__name__, attempt, countdown)
-                raise self.retry(countdown=countdown, max_retries=None) from None
+                raise self.retry(countdown=countdown) from None
             failure: Exception = exc
         except Exception as exc:  # bad data or a bug: fail once, where an operator sees it
             failure = exc
@@ -129,7 +132,7 @@ def _retry_later(task: Task, rt: Runtime, queue: Queue, delay: float, **kwargs: 
     """
     countdown = min(delay, rt.settings.max_countdown)
     rt.scheduler.hold(queue, countdown)
-    return task.retry(countdown=countdown, kwargs=kwargs or None, max_retries=None)
+    return task.retry(countdown=countdown, kwargs=kwargs or None)
 
 
 @shared_task(name=SWEEP_TASK, bind=True, base=StageTask)
