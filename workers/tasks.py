@@ -18,17 +18,27 @@ from workers.scheduler import DELIVER_TASK, HYDRATE_TASK, INGEST_TASK, SWEEP_TAS
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY = 60.0
-# Anything unforeseen (a Redis blip, a bug) retries with capped backoff instead of losing the task.
-TASK_OPTIONS = {"bind": True, "max_retries": None, "acks_late": True, "autoretry_for": (Exception,),
-                "retry_backoff": True, "retry_backoff_max": 300, "retry_jitter": True}
+
+
+class RelayTask(Task):
+    """The options every inbox-relay task shares."""
+
+    # Anything unforeseen (a Redis blip, a bug) retries with capped backoff instead of losing the task.
+    acks_late = True
+    max_retries = None
+    autoretry_for = (Exception,)
+    retry_backoff = True
+    retry_backoff_max = 300
+    retry_jitter = True
+
 
 # The boundary where each worker process builds its collaborators, once (again on a new config).
 _runtimes = RuntimeCache(lambda name, args, countdown: current_app.send_task(
     name, args=args, countdown=countdown))
 
 
-@shared_task(name=INGEST_TASK, **TASK_OPTIONS)
-def ingest(self: Task, delivery_id: int, body: str, force: bool = False) -> int:
+@shared_task(name=INGEST_TASK, bind=True, base=RelayTask)
+def ingest(self: RelayTask, delivery_id: int, body: str, force: bool = False) -> int:
     """Parse one webhook delivery and route each of its events; returns the event count."""
     try:
         envelope = json.loads(body)
@@ -41,8 +51,8 @@ def ingest(self: Task, delivery_id: int, body: str, force: bool = False) -> int:
     return len(events)
 
 
-@shared_task(name=DELIVER_TASK, **TASK_OPTIONS)
-def deliver(self: Task, queue_name: str) -> None:
+@shared_task(name=DELIVER_TASK, bind=True, base=RelayTask)
+def deliver(self: RelayTask, queue_name: str) -> None:
     """Drain one (handler, conversation) queue in order."""
     rt, queue = _runtimes.get(), parse_queue(queue_name)
     assert isinstance(queue, DeliveryQueue)
@@ -57,8 +67,8 @@ def deliver(self: Task, queue_name: str) -> None:
     rt.scheduler.finish(queue)
 
 
-@shared_task(name=HYDRATE_TASK, **TASK_OPTIONS)
-def hydrate(self: Task, queue_name: str, failures: int = 0) -> None:
+@shared_task(name=HYDRATE_TASK, bind=True, base=RelayTask)
+def hydrate(self: RelayTask, queue_name: str, failures: int = 0) -> None:
     """Spend one Graph call, under the account's budget, on the account's pending messages.
 
     `failures` counts transient Graph errors only, so waiting for budget never inflates the backoff.
@@ -78,8 +88,8 @@ def _retry_later(task: Task, rt: Runtime, queue: Queue, delay: float, **kwargs: 
     return task.retry(countdown=countdown, kwargs=kwargs or None)
 
 
-@shared_task(name=SWEEP_TASK, **TASK_OPTIONS)
-def sweep(self: Task) -> int:
+@shared_task(name=SWEEP_TASK, bind=True, base=RelayTask)
+def sweep(self: RelayTask) -> int:
     """Restart drain tasks for queues nobody drains (e.g. after a crash); repeats every minute."""
     rt = _runtimes.get()
     started = 0

@@ -7,10 +7,18 @@ from pathlib import Path
 
 import click
 
-from workers.inbox import deliveries as admin
-from workers.cli.common import (Duration, body_option, config_option, echo_json, echo_table,
-                              json_option, settings_or_exit, when)
+from workers.cli.common import (
+    Duration,
+    body_option,
+    config_option,
+    echo_json,
+    echo_table,
+    json_option,
+    settings_or_exit,
+    when,
+)
 from workers.errors import AdminError
+from workers.inbox import deliveries as admin
 from workers.inbox.database import INBOX_FILE, Inbox
 from workers.runtime.settings import Settings
 
@@ -45,8 +53,9 @@ def list_deliveries(config, limit, since, as_json, show_body) -> None:
              "yes" if i.force else "", i.object or "?", "?" if i.entries is None else i.entries]
             for i in infos]
     echo_table(["ID", "RECEIVED", "BYTES", "PUBLISHED", "FORCED", "OBJECT", "ENTRIES"], rows)
-    for info in infos if show_body else ():
-        click.echo(f"\n#{info.id}: {info.body.decode('utf-8', 'replace')}")
+    for info in infos:
+        if info.body is not None:  # read only with --show-body
+            click.echo(f"\n#{info.id}: {info.body.decode('utf-8', 'replace')}")
 
 
 def _delivery_json(info: admin.DeliveryInfo) -> dict:

@@ -61,6 +61,7 @@ class Inbox:
         cursor = self._db().execute(
             "INSERT INTO deliveries (received_at, body, force) VALUES (?, ?, ?)",
             (time.time(), body, int(force)))
+        assert cursor.lastrowid is not None  # an INSERT into a rowid table always sets it
         return cursor.lastrowid
 
     def claim(self, owner: str, *, limit: int = 100, lease: float = 10.0) -> list[Delivery]:

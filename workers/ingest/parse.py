@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from workers.records import Event, Hydration, Kind, Platform
 
@@ -78,7 +79,7 @@ def _unknown(platform: str | None, account_id: str | None, item: Any) -> Event:
 
 
 def _event(kind, platform, account_id, item, *, sender, recipient, timestamp, mid) -> Event:
-    hydration = "pending" if kind in HYDRATED_KINDS and mid else "not_applicable"
+    hydration: Hydration = "pending" if kind in HYDRATED_KINDS and mid else "not_applicable"
     return Event(id=event_id(platform, account_id, kind, item), kind=kind, platform=platform,
                  account_id=account_id, sender_id=sender, recipient_id=recipient,
                  timestamp=to_millis(timestamp), mid=mid, conversation_id=None, message=None,
