@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import requests  # noqa: E402
+import requests
 
-from bench.common import messaging_body, table  # noqa: E402
-from tests.fake_graph import FakeGraphServer, GraphWorld  # noqa: E402
-from tests.harness import RelayProcess, wait_for, write_config  # noqa: E402
+from bench.common import messaging_body, table
+from tests.fake_graph import FakeGraphServer, GraphWorld
+from tests.harness import RelayProcess, wait_for, write_config
 
 CALLS_PER_SECOND = 2.0
 NAIVE_INTERVAL = 1 / CALLS_PER_SECOND + 0.06  # the same safety margin as workers/state/budgets.py
@@ -119,7 +119,8 @@ def wait_records(relay: RelayProcess, mids: set[str]) -> dict[str, list[dict]]:
         return wait_for(all_found, timeout=WAIT_TIMEOUT, interval=0.05, message="every record")
     except AssertionError:
         found = by_mid()
-        print(f"  WARNING: only {len(found)} of {len(mids)} messages reached the handler in {WAIT_TIMEOUT:.0f}s")
+        print(f"  WARNING: only {len(found)} of {len(mids)} messages reached the handler "
+              f"in {WAIT_TIMEOUT:.0f}s")
         return found
 
 
@@ -130,7 +131,8 @@ def settle(name: str, world: GraphWorld, start: int, records: dict, messages: in
     complete = sum(1 for rs in records.values() if any(r["hydration"] == "complete" for r in rs))
     duplicates = sum(len(rs) - 1 for rs in records.values())
     print(f"  {name}: calls by endpoint: {call_kinds(calls)}")
-    return Row(name, messages, complete, len(calls), sum(c["code"] == 613 for c in calls), seconds, duplicates)
+    throttled = sum(c["code"] == 613 for c in calls)
+    return Row(name, messages, complete, len(calls), throttled, seconds, duplicates)
 
 
 def post_all(relay: RelayProcess, bodies: list[bytes]) -> None:
@@ -237,9 +239,9 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     conversations, rounds, single_conversations = (2, 2, 1) if quick else (4, 4, 2)
-    print(f"{len(PAGES)} accounts, {CALLS_PER_SECOND:g} calls/s each; bursts: {conversations} conversations x "
-          f"{BURST} messages per account; singles: {single_conversations} conversation(s) per account x "
-          f"{rounds} rounds")
+    print(f"{len(PAGES)} accounts, {CALLS_PER_SECOND:g} calls/s each; bursts: {conversations} "
+          f"conversations x {BURST} messages per account; singles: {single_conversations} "
+          f"conversation(s) per account x {rounds} rounds")
     world = new_world()
     with FakeGraphServer(world) as graph:
         accounts = [{"page_id": page, "access_token": token(page)} for page in PAGES]

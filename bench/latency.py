@@ -53,7 +53,8 @@ def end_to_end(relay: RelayProcess, count: int) -> list[float]:
         began = time.perf_counter()
         status, _ = relay.post(read_body(sender))
         assert status == 200, status
-        wait_for(lambda: seen.update(r["sender_id"] for r in tail.read()) or sender in seen,
+        # A default binds this iteration's sender: a closure would read whatever the loop holds later.
+        wait_for(lambda sender=sender: seen.update(r["sender_id"] for r in tail.read()) or sender in seen,
                  timeout=20, interval=0.002, message=f"the record of {sender}")
         if n >= 3:
             latencies.append(time.perf_counter() - began)
@@ -76,15 +77,18 @@ def hydrated_end_to_end(count: int) -> list[float]:
             world.add_message(PAGE, "messenger", f"user{n % 3}", mid, text="hello")
             now = int(time.time() * 1000)
             began = time.perf_counter()
-            assert relay.post(messaging_body(PAGE, f"user{n % 3}", {"message": {"mid": mid, "text": "hello"}},
-                                             timestamp=now))[0] == 200
-            wait_for(lambda: seen.update(r["mid"] for r in tail.read() if r["hydration"] == "complete")
-                     or mid in seen, timeout=20, interval=0.002, message=f"the record of {mid}")
+            body = messaging_body(PAGE, f"user{n % 3}", {"message": {"mid": mid, "text": "hello"}},
+                                  timestamp=now)
+            assert relay.post(body)[0] == 200
+            wait_for(lambda mid=mid: seen.update(r["mid"] for r in tail.read()
+                                                 if r["hydration"] == "complete") or mid in seen,
+                     timeout=20, interval=0.002, message=f"the record of {mid}")
             latencies.append(time.perf_counter() - began)
     return latencies
 
 
-def hammer(url: str, signed: list[tuple[bytes, str]], threads: int = THREADS) -> tuple[list[float], float, int]:
+def hammer(url: str, signed: list[tuple[bytes, str]],
+           threads: int = THREADS) -> tuple[list[float], float, int]:
     """POST every body from `threads` threads (a Session each); latencies, wall seconds, non-200 count."""
     def client(chunk: list[tuple[bytes, str]]) -> tuple[list[float], int]:
         session, latencies, failed = requests.Session(), [], 0
@@ -127,7 +131,8 @@ def bare_server() -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "gunicorn", "--workers", str(WEB_WORKERS), "--worker-class", "sync",
                "--bind", f"127.0.0.1:{port}", "bench.bare_app:create_app()"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BARE_APP_SECRETS": f"{SECRET},second-secret"}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(url + "/healthz"), timeout=30, message="the bare app")
     return process, url
@@ -148,7 +153,8 @@ def main() -> None:
     quick = parser.parse_args().quick
     singles, posts = (20, 800) if quick else (60, 3000)
     print(f"ack: {THREADS} client threads, {posts} signed POSTs of ~{BODY_BYTES} bytes "
-          f"(+{WARM_UP} warm-up), gunicorn sync x{WEB_WORKERS}; end to end: {singles} single `read` deliveries")
+          f"(+{WARM_UP} warm-up), gunicorn sync x{WEB_WORKERS}; "
+          f"end to end: {singles} single `read` deliveries")
     process, url = bare_server()
     try:
         assert post(url + "/webhook", read_body("check"))[0] == 200
@@ -171,7 +177,7 @@ def main() -> None:
                  for name, x in (("read (no Graph call)", e2e), ("message, hydrated", hydrated))]))
     print("\nPOST /webhook answered 200:")
     print(table(["server", "requests", "non-200", "median ms", "p90 ms", "req/s"], [*ours, *bare]))
-    for (mine, base) in zip(ours, bare):
+    for (mine, base) in zip(ours, bare, strict=True):
         ratio = [float(mine[i]) / float(base[i]) for i in (5, 3, 4)]
         print(f"inbox-relay / bare, {mine[0].split(', ')[1]}: throughput {ratio[0]:.2f}x, "
               f"median latency {ratio[1]:.2f}x, p90 latency {ratio[2]:.2f}x")

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -78,15 +78,18 @@ class GraphWorld:
             return message
 
     def _conversation(self, page_id: str, platform: str, user_id: str) -> Conversation:
+        wanted = (page_id, platform, user_id)
         for conversation in self.conversations.values():
-            if (conversation.page_id, conversation.platform, conversation.user_id) == (page_id, platform, user_id):
+            if (conversation.page_id, conversation.platform, conversation.user_id) == wanted:
                 return conversation
-        conversation = Conversation(f"t_{len(self.conversations) + 1:06d}{page_id[-4:]}", page_id, platform, user_id)
+        conversation_id = f"t_{len(self.conversations) + 1:06d}{page_id[-4:]}"
+        conversation = Conversation(conversation_id, page_id, platform, user_id)
         self.conversations[conversation.id] = conversation
         return conversation
 
     # -- reading the call log -------------------------------------------------------------
-    def count(self, *, status: int | None = None, code: int | None = None, page_id: str | None = None) -> int:
+    def count(self, *, status: int | None = None, code: int | None = None,
+              page_id: str | None = None) -> int:
         with self.lock:
             return sum(1 for c in self.calls if (status is None or c["status"] == status)
                        and (code is None or c["code"] == code)
@@ -99,7 +102,8 @@ class GraphWorld:
     def answer(self, path: str, query: dict[str, str]) -> tuple[int, dict, dict]:
         with self.lock:
             status, body = self._answer(path, query)
-            self.calls.append({"path": path, "status": status, "page_id": self.tokens.get(query.get("access_token", "")),
+            page_id = self.tokens.get(query.get("access_token", ""))
+            self.calls.append({"path": path, "status": status, "page_id": page_id,
                                "code": body.get("error", {}).get("code") if isinstance(body, dict) else None,
                                "at": time.monotonic()})
             headers = {"X-Business-Use-Case-Usage": self.usage_header} if self.usage_header else {}
@@ -109,14 +113,18 @@ class GraphWorld:
         token = query.get("access_token", "")
         page_id = self.tokens.get(token)
         if page_id is None or token in self.revoked:
-            return 400, _error(190, "Error validating access token: The session has been invalidated.", "OAuthException", 460)
+            return 400, _error(190, "Error validating access token: The session has been invalidated.",
+                               "OAuthException", 460)
         if self.app_secret and query.get("appsecret_proof") != _proof(self.app_secret, token):
-            return 400, _error(100, "API calls from the server require an appsecret_proof argument", "GraphMethodException")
+            return 400, _error(100, "API calls from the server require an appsecret_proof argument",
+                               "GraphMethodException")
         if self._over_limit(page_id):
-            return 400, _error(613, "Calls to this API have exceeded the rate limit", "FacebookApiException")
+            return 400, _error(613, "Calls to this API have exceeded the rate limit",
+                               "FacebookApiException")
         if self.transient_rate and self.random.random() < self.transient_rate:
-            return 500, {"error": {"message": "An unexpected error has occurred. Please retry your request later.",
-                                   "type": "OAuthException", "is_transient": True, "code": 2, "fbtrace_id": "Fake"}}
+            message = "An unexpected error has occurred. Please retry your request later."
+            return 500, {"error": {"message": message, "type": "OAuthException", "is_transient": True,
+                                   "code": 2, "fbtrace_id": "Fake"}}
         return self._read(path.strip("/").split("/"), query, page_id)
 
     def _over_limit(self, page_id: str) -> bool:
@@ -135,17 +143,17 @@ class GraphWorld:
         if len(parts) == 2 and parts[1] == "messages" and parts[0] in self.conversations:
             conversation = self.conversations[parts[0]]
             if conversation.page_id == page_id:
-                items = [self._message_item(conversation, m, "fields" in query) for m in conversation.messages]
-                return 200, _page(items, query, limit=min(int(query.get("limit", DEFAULT_PAGE)), self.max_page))
+                detailed = "fields" in query
+                items = [self._message_item(conversation, m, detailed) for m in conversation.messages]
+                limit = min(int(query.get("limit", DEFAULT_PAGE)), self.max_page)
+                return 200, _page(items, query, limit=limit)
         if len(parts) == 1 and parts[0] in self.conversations:
             conversation = self.conversations[parts[0]]
             if conversation.page_id == page_id:
                 return 200, self._conversation_node(conversation, query.get("fields", ""))
         if len(parts) == 1 and parts[0] in self.messages:
             return self._message(parts[0], page_id)
-        return 400, _error(100, f"Unsupported get request. Object with ID '{parts[-1]}' does not exist, cannot be "
-                                "loaded due to missing permissions, or does not support this operation",
-                           "GraphMethodException", 33)
+        return _no_object(parts[-1])
 
     def _conversations(self, page_id: str, query: dict) -> dict:
         if self.refuse_listing and not query.get("user_id"):
@@ -177,9 +185,7 @@ class GraphWorld:
     def _message(self, mid: str, page_id: str) -> tuple[int, dict]:
         conversation, message = self.messages[mid]
         if conversation.page_id != page_id or conversation.messages.index(message) >= NEWEST_WITH_DETAILS:
-            return 400, _error(100, f"Unsupported get request. Object with ID '{mid}' does not exist, cannot be "
-                                    "loaded due to missing permissions, or does not support this operation",
-                               "GraphMethodException", 33)
+            return _no_object(mid)
         return 200, dict(message)
 
 
@@ -199,12 +205,18 @@ def _error(code: int, message: str, kind: str, subcode: int | None = None) -> di
     return {"error": error}
 
 
+def _no_object(object_id: str) -> tuple[int, dict]:
+    return 400, _error(100, f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot "
+                            "be loaded due to missing permissions, or does not support this operation",
+                       "GraphMethodException", 33)
+
+
 def _proof(secret: str, token: str) -> str:
     return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
 
 
 class FakeGraphServer:
@@ -220,7 +232,7 @@ class FakeGraphServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
 
-    def __enter__(self) -> "FakeGraphServer":
+    def __enter__(self) -> FakeGraphServer:
         self.thread.start()
         return self
 
@@ -233,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
     world: GraphWorld
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         url = urlparse(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         path = re.sub(r"^/v\d+\.\d+", "", url.path)

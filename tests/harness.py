@@ -13,8 +13,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import redis
 
@@ -46,7 +46,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def post(url: str, body: bytes, *, secret: str | None = SECRET, headers: dict | None = None) -> tuple[int, bytes]:
+def post(url: str, body: bytes, *, secret: str | None = SECRET,
+         headers: dict | None = None) -> tuple[int, bytes]:
     """POST raw bytes, signed with `secret` unless it is None; returns (status, body)."""
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     if secret is not None:
@@ -118,7 +119,7 @@ class RelayProcess:
     def events_path(self) -> Path:
         return self.dir / "var" / "events.jsonl"
 
-    def start(self) -> "RelayProcess":
+    def start(self) -> RelayProcess:
         command = [sys.executable, "-m", "workers.cli", "run", "--config", str(self.config),
                    "--port", str(self.port)]
         with open(self.log, "ab") as log:

@@ -25,8 +25,8 @@ from workers.inbox.database import Inbox
 from workers.ingest.parse import parse_envelope
 from workers.records import DeliveryQueue, Event
 from workers.runtime.celery_setup import QUEUE, create_celery
-from workers.runtime.context import Runtime
 from workers.runtime.config import settings_from_dict
+from workers.runtime.context import Runtime
 from workers.runtime.settings import HandlerConfig
 from workers.scheduler import Scheduler
 from workers.state import Store
@@ -111,15 +111,15 @@ def published_tasks(prefix: str) -> list[dict]:
 def letters(store):
     """Four dead letters: handler a/b, kind message/reaction, accounts 111/222."""
     events = [make_event(1), make_event(2, kind="reaction"), make_event(3, account="222"), make_event(4)]
-    for handler, event in zip(("a", "a", "a", "b"), events):
+    for handler, event in zip(("a", "a", "a", "b"), events, strict=True):
         dead_letter(store, handler, event)
     return events
 
 
 # -- dead letters -----------------------------------------------------------------------------
 def test_list_filters(store, letters):
-    ids = lambda where, **kw: [(l.handler, l.event_id)
-                               for l in admin.list_dead_letters(store.dead_letters, where, **kw)]
+    ids = lambda where, **kw: [(letter.handler, letter.event_id)
+                               for letter in admin.list_dead_letters(store.dead_letters, where, **kw)]
     e1, e2, e3, e4 = (e.id for e in letters)
     assert ids(admin.LetterFilter()) == [("a", e1), ("a", e2), ("a", e3), ("b", e4)]
     assert ids(admin.LetterFilter(handler="b")) == [("b", e4)]
@@ -158,7 +158,7 @@ def test_replay_requeues_for_that_handler_only(rt, store, prefix, letters):
     assert not store.progress.is_done("a", event.id)
     assert store.flags.is_claimed(queue.name)
     assert published_tasks(prefix) == [{"task": "inbox_relay.deliver", "args": [queue.name]}]
-    remaining = [(l.handler, l.event_id) for l in admin.list_dead_letters(store.dead_letters)]
+    remaining = [(letter.handler, letter.event_id) for letter in admin.list_dead_letters(store.dead_letters)]
     assert ("a", event.id) not in remaining and len(remaining) == 3
     assert store.queues.length(DeliveryQueue.of("b", event).name) == 0
     # The queued event now reaches the handler as any other would.
@@ -170,7 +170,7 @@ def test_replay_requeues_for_that_handler_only(rt, store, prefix, letters):
 
 def test_replay_with_filter(rt, store, prefix, letters):
     assert admin.replay_dead_letters(rt, admin.LetterFilter(handler="a", kind="message")) == 2
-    left = {(l.handler, l.event_id) for l in admin.list_dead_letters(store.dead_letters)}
+    left = {(letter.handler, letter.event_id) for letter in admin.list_dead_letters(store.dead_letters)}
     assert left == {("a", letters[1].id), ("b", letters[3].id)}
     assert len(published_tasks(prefix)) == 2
 
@@ -190,7 +190,7 @@ def test_remove_selected_letters(store, letters):
         store.dead_letters, admin.list_dead_letters(store.dead_letters, where))
     assert purge(admin.LetterFilter(account_id="222")) == 1
     assert purge(admin.LetterFilter(account_id="222")) == 0
-    assert [l.event_id for l in admin.list_dead_letters(store.dead_letters)] == [
+    assert [letter.event_id for letter in admin.list_dead_letters(store.dead_letters)] == [
         letters[0].id, letters[1].id, letters[3].id]
     assert purge(admin.LetterFilter()) == 3
     assert admin.list_dead_letters(store.dead_letters) == []
@@ -269,7 +269,7 @@ def test_cli_dead_letters(config, store, letters, monkeypatch):
     assert table.exit_code == 0 and "3 dead letter(s)" in table.output
     assert TEXT_MARKER not in table.output
     as_json = json.loads(invoke("dl", "list", "--kind", "reaction", "--json", config=config).output)
-    assert [l["event"]["id"] for l in as_json] == [letters[1].id]
+    assert [letter["event"]["id"] for letter in as_json] == [letters[1].id]
     shown = invoke("dl", "show", "a", letters[0].id, config=config)
     assert letters[0].id in shown.output and TEXT_MARKER not in shown.output
     assert TEXT_MARKER in invoke("dl", "show", "a", letters[0].id, "--show-body", config=config).output

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.runtime.config import load_settings, settings_from_dict
 from workers.errors import ConfigError
+from workers.runtime.config import load_settings, settings_from_dict
 
 MINIMAL = {"meta": {"app_secrets": ["s1"], "verify_token": "v"}}
 
@@ -37,7 +37,7 @@ def test_minimal_configuration_has_sane_defaults():
 ])
 def test_errors_name_the_key(doc, key):
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
-        settings_from_dict(doc, env={}).redis_store_url
+        _ = settings_from_dict(doc, env={}).redis_store_url
 
 
 def test_environment_overrides_secrets():

@@ -26,13 +26,14 @@ def _world() -> GraphWorld:
                       created=1480279487.147)
     world.add_message(IG_PAGE, "instagram", IG_USER, "aWdfZAG1", text="hello from instagram")
     for n in range(25):  # the oldest five have no details
-        world.add_message(PAGE, "messenger", OLD_USER, f"m_old_{n}", text=f"text {n}", created=time.time() - 100 + n)
+        world.add_message(PAGE, "messenger", OLD_USER, f"m_old_{n}", text=f"text {n}",
+                          created=time.time() - 100 + n)
     return world
 
 
 def _accounts() -> list[dict]:
     accounts = [{"page_id": p, "access_token": f"token-{p}"} for p in (PAGE, "PAGE_ID", "1717527131834678")]
-    return accounts + [{"page_id": IG_PAGE, "instagram_id": IG_ACCOUNT, "access_token": f"token-{IG_PAGE}"}]
+    return [*accounts, {"page_id": IG_PAGE, "instagram_id": IG_ACCOUNT, "access_token": f"token-{IG_PAGE}"}]
 
 
 BROKERS = {"embedded": ("", None), "redis": (TEST_REDIS + "/5", None),
@@ -82,7 +83,8 @@ def test_a_repeated_delivery_reaches_the_handler_once(system):
     for body in bodies * 2:
         assert system.post(body)[0] == 200
     marker = json.dumps({"object": "page", "entry": [{"id": PAGE, "messaging": [
-        {"sender": {"id": "u-marker"}, "recipient": {"id": PAGE}, "timestamp": 1, "read": {"watermark": 1}}]}]})
+        {"sender": {"id": "u-marker"}, "recipient": {"id": PAGE}, "timestamp": 1,
+         "read": {"watermark": 1}}]}]})
     system.post(marker.encode())
     store = Store(system.store_url)
     wait_for(lambda: _expected_ids([marker]) <= set(_ids_in(system)) and not store.queues.names(), timeout=30,
@@ -108,12 +110,14 @@ def _message_body(platform_object: str, account: str, user: str, mid: str, *, ti
 
 
 def test_instagram_message_is_hydrated_through_its_page(system):
-    body = _message_body("instagram", IG_ACCOUNT, IG_USER, "aWdfZAG1", timestamp=int(time.time() * 1000) - 1000)
+    body = _message_body("instagram", IG_ACCOUNT, IG_USER, "aWdfZAG1",
+                         timestamp=int(time.time() * 1000) - 1000)
     assert b"\\/" in body and b"\\u00e9" in body
     assert system.post(body)[0] == 200
     record = wait_for(lambda: next((r for r in system.events() if r["mid"] == "aWdfZAG1"), None),
                       message="instagram message")
-    assert (record["platform"], record["account_id"], record["hydration"]) == ("instagram", IG_ACCOUNT, "complete")
+    assert (record["platform"], record["account_id"], record["hydration"]) == (
+        "instagram", IG_ACCOUNT, "complete")
     assert record["message"]["message"] == "hello from instagram" and record["conversation_id"]
 
 
@@ -121,13 +125,15 @@ def test_beyond_the_20_newest_is_delivered_unavailable(system):
     now = int(time.time() * 1000)
     for mid, stamp in (("m_old_0", now - 100_000), ("m_old_24", now - 76_000)):
         assert system.post(_message_body("page", PAGE, OLD_USER, mid, timestamp=stamp))[0] == 200
-    records = wait_for(lambda: {r["mid"]: r for r in system.events() if r["mid"] in ("m_old_0", "m_old_24")}
-                       if len([r for r in system.events() if r["mid"] in ("m_old_0", "m_old_24")]) == 2 else None,
+    old_mids = ("m_old_0", "m_old_24")
+    records = wait_for(lambda: {r["mid"]: r for r in system.events() if r["mid"] in old_mids}
+                       if len([r for r in system.events() if r["mid"] in old_mids]) == 2 else None,
                        message="both old messages")
     assert records["m_old_24"]["hydration"] == "complete"
     old = records["m_old_0"]
     assert old["hydration"] == "unavailable" and "20 newest" in old["hydration_error"]
-    assert old["message"]["id"] == "m_old_0" and old["conversation_id"] == records["m_old_24"]["conversation_id"]
+    assert old["message"]["id"] == "m_old_0"
+    assert old["conversation_id"] == records["m_old_24"]["conversation_id"]
 
 
 def test_logs_hold_no_secret_token_or_message_text(system):
@@ -138,10 +144,12 @@ def test_logs_hold_no_secret_token_or_message_text(system):
     query = f"hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=42"
     with urllib.request.urlopen(f"{system.url}/webhook?{query}", timeout=5) as response:
         assert response.read() == b"42"
-    body = _message_body("instagram", IG_ACCOUNT, IG_USER, "aWdfZAG1", timestamp=int(time.time() * 1000) - 1000)
+    body = _message_body("instagram", IG_ACCOUNT, IG_USER, "aWdfZAG1",
+                         timestamp=int(time.time() * 1000) - 1000)
     assert system.post(body)[0] == 200  # the same message again (deduplicated) if the test above ran
     wait_for(lambda: any(r["mid"] == "aWdfZAG1" for r in system.events()), message="hydrated messages")
     log = system.log.read_text()
     assert "GET /webhook" in log, "the access log is expected in the run log"
-    for secret in (SECRET, VERIFY_TOKEN, f"token-{PAGE}", "hello from instagram", "This is the first message"):
+    secrets = (SECRET, VERIFY_TOKEN, f"token-{PAGE}", "hello from instagram", "This is the first message")
+    for secret in secrets:
         assert secret not in log, f"{secret!r} leaked into the log"

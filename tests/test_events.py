@@ -67,7 +67,8 @@ def test_unknown_object_has_no_platform():
 
 def test_instagram_standby_and_changes():
     envelope = {"object": "instagram", "entry": [{"id": "178", "time": 1, "standby": [
-        {"sender": {"id": "u"}, "recipient": {"id": "178"}, "timestamp": 5, "message": {"mid": "m1", "text": "x"}}],
+        {"sender": {"id": "u"}, "recipient": {"id": "178"}, "timestamp": 5,
+         "message": {"mid": "m1", "text": "x"}}],
         "changes": [{"field": "comments", "value": {"from": {"id": "u2"}, "id": "c1", "text": "hey"}}]}]}
     standby, change = parse_envelope(envelope)
     assert (standby.kind, standby.platform, standby.mid) == ("message", "instagram", "m1")

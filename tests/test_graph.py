@@ -57,7 +57,8 @@ def test_business_use_case_usage_header_sets_the_wait():
     header = json.dumps({"112": [{"type": "messenger", "call_count": 40, "total_cputime": 10,
                                   "total_time": 10, "estimated_time_to_regain_access": 3}]})
     assert usage_backoff({"X-Business-Use-Case-Usage": header}) == 180
-    calm = json.dumps({"112": [{"type": "messenger", "call_count": 40, "estimated_time_to_regain_access": 0}]})
+    calm = json.dumps({"112": [{"type": "messenger", "call_count": 40,
+                                "estimated_time_to_regain_access": 0}]})
     assert usage_backoff({"X-Business-Use-Case-Usage": calm}) == 0
     assert usage_backoff({"X-App-Usage": '{"call_count": 95, "total_time": 1, "total_cputime": 1}'}) > 0
     assert usage_backoff({"X-App-Usage": "not json"}) == 0

@@ -14,14 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from workers.runtime.config import settings_from_dict
-from workers.errors import HandlerRejected, HandlerRetryable, PluginError
-from workers.ingest.parse import parse_envelope
-from workers.records import Event
-from workers.delivery.plugins import load_handlers
 from workers.delivery.handlers.http import HttpHandler
 from workers.delivery.handlers.log import LogHandler
 from workers.delivery.handlers.python import PythonHandler
+from workers.delivery.plugins import load_handlers
+from workers.errors import HandlerRejected, HandlerRetryable, PluginError
+from workers.ingest.parse import parse_envelope
+from workers.records import Event
+from workers.runtime.config import settings_from_dict
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()
@@ -185,7 +185,7 @@ def test_http_loads_through_the_entry_point(receiver):
                                           "secret": SECRET, "timeout": 5}))
     loaded["out"].handler.handle(make_event())
     assert receiver.requests[0]["verified"] is True
-    with pytest.raises(PluginError, match="handler 'out'.*secret"):
+    with pytest.raises(PluginError, match=r"handler 'out'.*secret"):
         load_handlers(settings_with({"type": "http", "name": "out", "url": receiver.url,
                                      "secret": "whsec_short"}))
 

@@ -25,8 +25,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from tests.fake_graph import GraphWorld
 from tests.harness import ROOT, GraphBackedRelay, read_jsonl, redis_url, wait_for
 from workers.ingest.parse import parse_envelope
-from workers.records import Event
-from workers.records import DeliveryQueue
+from workers.records import DeliveryQueue, Event
 from workers.state import Store
 
 PAGE = "3100000000000001"
@@ -50,7 +49,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status = receiver.answer(body, dict(self.headers.items()))
                 self.send_response(status)
@@ -204,12 +203,12 @@ def test_a_failing_handler_holds_up_no_other(system):
     tried = _ids(_file_records(system, "always_fail.jsonl"), expected)
     assert set(tried) == {expected[0]}, "a newer event jumped the failing one's queue"
     assert system.store.queues.length(failing) == len(expected)
-    assert not [l for l in system.store.dead_letters.all() if l.handler == "always_fail"]
+    assert not [letter for letter in system.store.dead_letters.all() if letter.handler == "always_fail"]
     assert _ids(system.events(), expected) == expected, "jsonl got an event again"
 
 
 def _letters_for(letters: list[dict], event: Event) -> list[dict]:
-    return [l for l in letters if l["event"]["id"] == event.id]
+    return [letter for letter in letters if letter["event"]["id"] == event.id]
 
 
 def test_retries_then_dead_letter_then_replay_through_the_cli(system):
@@ -222,8 +221,8 @@ def test_retries_then_dead_letter_then_replay_through_the_cli(system):
     assert system.post(body)[0] == 200
 
     wait_for(lambda: _ids(system.events(), [event.id]), timeout=10, message="the event at jsonl")
-    wait_for(lambda: _letters_for([l.to_dict() for l in system.store.dead_letters.all()], event), timeout=15,
-             message="the dead letter")
+    wait_for(lambda: _letters_for([letter.to_dict() for letter in system.store.dead_letters.all()], event),
+             timeout=15, message="the dead letter")
     [letter] = _letters_for(json.loads(_cli(system, "dead-letters", "list", "--json")), event)
     assert letter["handler"] == "flaky" and letter["attempts"] == 2
     assert letter["error"].startswith("RuntimeError: marker present") and user in letter["error"]
@@ -259,7 +258,7 @@ def test_http_handler_is_signed_and_retried_after_a_500(system, receiver):
     sent = requests[1]["event"]
     assert sent["id"] == event.id and sent["kind"] == "postback" and sent["sender_id"] == user
     assert sent["raw"] == event.raw
-    assert not [l for l in system.store.dead_letters.all() if l.handler == "http"]
+    assert not [letter for letter in system.store.dead_letters.all() if letter.handler == "http"]
 
 
 def test_example_plugin_print_kinds_receives_events(system):

@@ -63,7 +63,8 @@ def test_a_burst_in_one_conversation_costs_one_or_two_calls():
 
 def test_many_conversations_on_two_accounts_are_never_throttled():
     world = _world(["P1", "P2"])
-    sent = _seed(world, "P1", [f"U{n}" for n in range(6)], 2) + _seed(world, "P2", [f"V{n}" for n in range(6)], 2)
+    sent = (_seed(world, "P1", [f"U{n}" for n in range(6)], 2)
+            + _seed(world, "P2", [f"V{n}" for n in range(6)], 2))
     with GraphBackedRelay(world, _accounts(["P1", "P2"]), extra=FAST, broker_url=redis_url(6)) as relay:
         _post_all(relay, sent)
         _complete(relay, sent, timeout=60)
@@ -152,9 +153,9 @@ def test_small_pages_are_followed_by_cursor_within_the_20_newest():
     wanted = [sent[5], sent[23]]  # the 19th newest (third page onward) and the newest
     beyond = sent[2]              # the 22nd newest: no details
     with GraphBackedRelay(world, _accounts(["P1"]), extra=FAST) as relay:
-        _post_all(relay, wanted + [beyond])
-        records = wait_for(lambda: {r["mid"]: r for r in relay.events()} if len(relay.events()) == 3 else None,
-                           timeout=40, message="three records")
+        _post_all(relay, [*wanted, beyond])
+        records = wait_for(lambda: {r["mid"]: r for r in relay.events()} if len(relay.events()) == 3
+                           else None, timeout=40, message="three records")
     assert records[sent[5][2]]["hydration"] == "complete" and records[sent[23][2]]["hydration"] == "complete"
     assert records[beyond[2]]["hydration"] == "unavailable"
     paths = [c["path"] for c in world.calls]

@@ -65,7 +65,8 @@ def test_procfile_style_gunicorn_without_our_config_relays_in_each_worker(tmp_pa
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         body = json.dumps({"object": "page", "entry": [{"id": "1", "messaging": [
-            {"sender": {"id": "2"}, "recipient": {"id": "1"}, "timestamp": 3, "read": {"watermark": 3}}]}]}).encode()
+            {"sender": {"id": "2"}, "recipient": {"id": "1"}, "timestamp": 3,
+             "read": {"watermark": 3}}]}]}).encode()
         wait_for(lambda: _posted(post, f"http://127.0.0.1:{port}/webhook", body), timeout=30,
                  message="gunicorn to accept")
         events = tmp_path / "var" / "events.jsonl"

@@ -118,7 +118,7 @@ def test_an_escaped_lone_surrogate_is_valid_json_and_accepted(app):
 def test_an_empty_verify_token_stops_start_up():
     from workers.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="meta.verify_token"):
+    with pytest.raises(ConfigError, match=r"meta\.verify_token"):
         settings_from_dict({"meta": {"app_secrets": ["s"], "verify_token": ""}}, env={})
-    with pytest.raises(ConfigError, match="meta.app_secrets"):
+    with pytest.raises(ConfigError, match=r"meta\.app_secrets"):
         settings_from_dict({"meta": {"app_secrets": [""], "verify_token": "t"}}, env={})

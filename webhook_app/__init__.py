@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from workers.inbox.database import INBOX_FILE, Inbox
 from workers.inbox.relay import build_relay
@@ -25,7 +26,7 @@ class WebState:
     wake_relay: Callable[[], None]
 
 
-def create_app(settings: Settings | None = None, *, start_relay: bool = True) -> "Flask":
+def create_app(settings: Settings | None = None, *, start_relay: bool = True) -> Flask:
     """The Flask app; reads INBOX_RELAY_CONFIG when no settings are given."""
     # Flask is imported here so that the CLI can read the inbox without loading a web framework.
     from flask import Flask

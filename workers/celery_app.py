@@ -7,9 +7,8 @@ import os
 from celery import Celery
 
 from workers.runtime.celery_setup import create_celery
-from workers.runtime.private_redis import ensure_embedded_redis
 from workers.runtime.config import load_settings
-
+from workers.runtime.private_redis import ensure_embedded_redis
 
 SUPERVISED_ENV = "INBOX_RELAY_SUPERVISED"  # set by `inbox-relay run`, which owns the private Redis
 

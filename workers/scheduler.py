@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Protocol
+from typing import Any, Protocol
 
 from workers.records import HydrationQueue, Queue
 from workers.state.flags import Flags
@@ -16,9 +16,9 @@ SWEEP_TASK = "inbox_relay.sweep"
 
 
 class SendTask(Protocol):
-    """Celery's `app.send_task`, as far as the scheduler uses it."""
+    """Celery's `app.send_task`, as far as the scheduler uses it: by name, keyword arguments."""
 
-    def __call__(self, name: str, args: tuple, countdown: float) -> object: ...
+    def __call__(self, name: str, *, args: tuple[Any, ...], countdown: float) -> object: ...
 
 
 class Scheduler:

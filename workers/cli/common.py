@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
-
 import redis
 
 from workers.errors import RelayError
@@ -76,7 +75,7 @@ def when(epoch: float | None) -> str:
     """An epoch time as a UTC timestamp, '-' when absent."""
     if epoch is None:
         return "-"
-    return datetime.fromtimestamp(float(epoch), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(float(epoch), tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def echo_table(headers: list[str], rows: list[list]) -> None:
@@ -84,7 +83,7 @@ def echo_table(headers: list[str], rows: list[list]) -> None:
     cells = [[str(c) for c in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     for row in [headers, ["-" * w for w in widths], *cells]:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def echo_json(value) -> None:

@@ -6,10 +6,19 @@ import json
 
 import click
 
+from workers.cli.common import (
+    Duration,
+    body_option,
+    config_option,
+    echo_json,
+    echo_table,
+    json_option,
+    private_redis_for_this_command,
+    settings_or_exit,
+    store_or_exit,
+    when,
+)
 from workers.delivery import dead_letters as admin
-from workers.cli.common import (Duration, body_option, config_option, echo_json, echo_table,
-                              json_option, private_redis_for_this_command, settings_or_exit,
-                              store_or_exit, when)
 from workers.errors import AdminError, RelayError
 from workers.runtime.settings import Settings
 
@@ -110,7 +119,8 @@ def show_letter(config, handler, event_id, as_json, show_body) -> None:
 def selection_options(verb: str):
     """One letter by HANDLER EVENT_ID, or several by filters or --all (replay and purge)."""
     def decorate(command):
-        command = click.option("--all", "everything", is_flag=True, help=f"{verb} every dead letter.")(command)
+        all_option = click.option("--all", "everything", is_flag=True, help=f"{verb} every dead letter.")
+        command = all_option(command)
         command = filter_options(command)
         command = click.argument("letter_event", metavar="EVENT_ID]", required=False)(command)
         return click.argument("letter_handler", metavar="[HANDLER", required=False)(command)
@@ -134,7 +144,8 @@ def replay_letters(config, letter_handler, letter_event, everything, **filters) 
     rt = _runtime(settings_or_exit(config))
     try:
         if where is None:
-            admin.replay_dead_letter(rt, admin.get_dead_letter(rt.store.dead_letters, letter_handler, letter_event))
+            letter = admin.get_dead_letter(rt.store.dead_letters, letter_handler, letter_event)
+            admin.replay_dead_letter(rt, letter)
             count = 1
         else:
             count = admin.replay_dead_letters(rt, where)

@@ -7,10 +7,18 @@ from pathlib import Path
 
 import click
 
-from workers.inbox import deliveries as admin
-from workers.cli.common import (Duration, body_option, config_option, echo_json, echo_table,
-                              json_option, settings_or_exit, when)
+from workers.cli.common import (
+    Duration,
+    body_option,
+    config_option,
+    echo_json,
+    echo_table,
+    json_option,
+    settings_or_exit,
+    when,
+)
 from workers.errors import AdminError
+from workers.inbox import deliveries as admin
 from workers.inbox.database import INBOX_FILE, Inbox
 from workers.runtime.settings import Settings
 
@@ -53,7 +61,7 @@ def list_deliveries(config, limit, since, failed, as_json, show_body) -> None:
     for info in infos if failed else ():
         click.echo(f"#{info.id} failed {when(info.failed_at)}: {info.error}")
     for info in infos if show_body else ():
-        click.echo(f"\n#{info.id}: {info.body.decode('utf-8', 'replace')}")
+        click.echo(f"\n#{info.id}: {(info.body or b'').decode('utf-8', 'replace')}")
 
 
 def _delivery_json(info: admin.DeliveryInfo) -> dict:

@@ -80,7 +80,7 @@ def worker(config, concurrency) -> None:
 
 
 def _exec(command: list[str], settings: Settings) -> None:
-    os.environ["INBOX_RELAY_CONFIG"] = str(settings.source.resolve())
+    os.environ["INBOX_RELAY_CONFIG"] = str(settings.source_file.resolve())
     os.execvp(command[0], command)
 
 

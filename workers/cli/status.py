@@ -6,10 +6,17 @@ from collections import Counter
 
 import click
 
-from workers.cli.common import (config_option, echo_json, echo_table, json_option, settings_or_exit,
-                              store_or_exit, when)
-from workers.runtime.settings import Settings
+from workers.cli.common import (
+    config_option,
+    echo_json,
+    echo_table,
+    json_option,
+    settings_or_exit,
+    store_or_exit,
+    when,
+)
 from workers.records import HydrationQueue, parse_queue
+from workers.runtime.settings import Settings
 from workers.state import Store
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
-from workers.runtime.settings import HandlerConfig, Settings
 from workers.errors import PluginError
 from workers.records import Event
+from workers.runtime.settings import HandlerConfig, Settings
 
 GROUP = "inbox_relay.handlers"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from workers.records import Event
 
@@ -17,8 +17,9 @@ def unavailable(event: Event, reason: str, conversation_id: str | None = None) -
 def webhook_message(event: Event) -> dict:
     """A Graph-shaped message object built from the webhook item alone."""
     raw = event.raw if isinstance(event.raw, dict) else {}
-    body = raw.get("message") if isinstance(raw.get("message"), dict) else {}
-    created = (datetime.fromtimestamp(event.timestamp / 1000, timezone.utc).isoformat()
+    sent = raw.get("message")
+    body = sent if isinstance(sent, dict) else {}
+    created = (datetime.fromtimestamp(event.timestamp / 1000, UTC).isoformat()
                if event.timestamp else None)
     message = {"id": event.mid, "created_time": created, "from": {"id": event.sender_id},
                "to": {"data": [{"id": event.recipient_id}]}, "message": body.get("text", "")}

@@ -11,8 +11,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
-from workers.errors import (GraphError, GraphPermanent, GraphRetryable, GraphThrottled,
-                            GraphTokenInvalid)
+from workers.errors import GraphError, GraphPermanent, GraphRetryable, GraphThrottled, GraphTokenInvalid
 
 log = logging.getLogger(__name__)
 

@@ -165,5 +165,7 @@ def _complete(event: Event, message: dict, conversation_id: str | None) -> Event
 
 def _not_visible_yet(event: Event, newest_ms: int) -> bool:
     # Newer than anything the API lists and only seconds old: the API may not show it yet.
+    if not event.timestamp:
+        return False
     now_ms = time.time() * 1000
-    return bool(event.timestamp) and event.timestamp > newest_ms and now_ms - event.timestamp < GRACE_MS
+    return event.timestamp > newest_ms and now_ms - event.timestamp < GRACE_MS

@@ -52,8 +52,8 @@ class ConversationReader:
         body = self.get(self.account.page_id, params, edge="conversations")
         found: dict[str, tuple[str, dict]] = {}
         for node in (c for c in body.get("data") or [] if isinstance(c, dict) and c.get("id")):
-            messages = node.get("messages") if isinstance(node.get("messages"), dict) else {}
-            found.update((m["id"], (node["id"], m)) for m in _items(messages) if detailed(m) and m.get("id"))
+            messages = _items(_mapping(node.get("messages")))
+            found.update((m["id"], (node["id"], m)) for m in messages if detailed(m) and m.get("id"))
         return found
 
     def newest(self, conversation_id: str, page: Any, *, wanted: set[str], read: list[dict] | None = None,
@@ -83,5 +83,9 @@ def _items(page: dict) -> list[dict]:
 
 
 def _after(page: dict) -> Any:
-    paging = page.get("paging") if isinstance(page.get("paging"), dict) else {}
+    paging = _mapping(page.get("paging"))
     return (paging.get("cursors") or {}).get("after") if paging.get("next") else None
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}

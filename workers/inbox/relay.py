@@ -7,7 +7,8 @@ import os
 import threading
 import time
 import uuid
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from celery import Celery
 

@@ -15,7 +15,7 @@ class PipeWakeup:
         self.read_fd, self.write_fd = read_fd, write_fd
 
     @classmethod
-    def create(cls) -> "PipeWakeup":
+    def create(cls) -> PipeWakeup:
         """A new pipe, non-blocking at both ends."""
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
@@ -31,13 +31,19 @@ class PipeWakeup:
 
     def wait(self, timeout: float) -> bool:
         """Block until woken or `timeout` passes; True if woken."""
-        ready, _, _ = select.select([self.read_fd], [], [], timeout)
+        ready, _, _ = select.select([self._reader()], [], [], timeout)
         return bool(ready)
 
     def clear(self) -> None:
         """Forget the wake-ups received so far."""
         try:
-            while os.read(self.read_fd, 4096):
+            while os.read(self._reader(), 4096):
                 pass
         except BlockingIOError:
             pass
+
+    def _reader(self) -> int:
+        # A web worker's PipeWakeup holds only the inherited write end: it wakes, it never waits.
+        if self.read_fd is None:
+            raise RuntimeError("this PipeWakeup has no read end; it can only wake")
+        return self.read_fd

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from workers.records import Event, Hydration, Kind, Platform
 
@@ -33,7 +34,7 @@ def parse_envelope(envelope: Any) -> list[Event]:
         return []
     kind = envelope.get("object")
     platform = PLATFORMS.get(kind) if isinstance(kind, str) else None
-    events = []
+    events: list[Event] = []
     for entry in _items(envelope.get("entry")):
         if isinstance(entry, dict) and any(channel in entry for channel in CHANNELS):
             events.extend(_entry_events(platform, entry))
@@ -61,7 +62,7 @@ def _items(value: Any) -> list:
 def _messaging_event(platform: Platform | None, account_id: str | None, item: Any) -> Event:
     if not isinstance(item, dict):
         return _unknown(platform, account_id, item)
-    kind = next((k for key, k in _MESSAGING_KINDS.items() if key in item), "unknown")
+    kind: Kind = next((k for key, k in _MESSAGING_KINDS.items() if key in item), "unknown")
     body = item.get(_key_for(kind, item))
     if kind == "message" and isinstance(body, dict) and body.get("is_echo"):
         kind = "echo"
@@ -79,7 +80,7 @@ def _key_for(kind: str, item: dict) -> str | None:
 def _change_event(platform: Platform | None, account_id: str | None, item: Any) -> Event:
     value = item.get("value") if isinstance(item, dict) else None
     value = value if isinstance(value, dict) else {}
-    kind = "change" if platform and isinstance(item, dict) else "unknown"
+    kind: Kind = "change" if platform and isinstance(item, dict) else "unknown"
     return _event(kind, platform, account_id, item, sender=_id_of(value.get("from")),
                   recipient=None, timestamp=value.get("timestamp") or value.get("created_time"),
                   mid=_text(value.get("message_id") or value.get("mid")))

@@ -20,7 +20,8 @@ def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
         for event in events:
             for loaded in rt.handlers.values():
                 rt.store.progress.forget_done(loaded.name, event.id)
-    ready, hydrating = [], {}
+    ready: list[Event] = []
+    hydrating: dict[HydrationQueue, None] = {}  # a dict keeps the order a set would lose
     for event in events:
         reason = no_hydration_reason(rt, event) if event.hydration == "pending" else None
         if event.hydration != "pending" or reason is not None:

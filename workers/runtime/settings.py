@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from workers.errors import ConfigError
 from workers.records import Kind
 
 NonEmpty = Annotated[str, Field(min_length=1)]
@@ -113,6 +114,13 @@ class Settings(Section):
     hydration: HydrationSettings = HydrationSettings()
     handlers: Annotated[tuple[HandlerConfig, ...], BeforeValidator(_list_as_tuple)] = ()
     source: Path | None = None
+
+    @property
+    def source_file(self) -> Path:
+        """The file these settings were read from, for child processes to read it again."""
+        if self.source is None:
+            raise ConfigError("these settings were not read from a configuration file")
+        return self.source
 
     @property
     def max_countdown(self) -> float:

@@ -8,10 +8,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
-from workers.runtime.settings import Settings
 from workers.runtime.private_redis import ensure_embedded_redis, stop_embedded_redis
+from workers.runtime.settings import Settings
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
@@ -39,7 +38,7 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
     """Start everything, restart what dies, stop everything on SIGINT or SIGTERM."""
     # Supervised children leave the private Redis to us: one that started its own while ours was
     # down would leave a Redis nobody watches.
-    env = {**os.environ, "INBOX_RELAY_CONFIG": str(Path(settings.source).resolve()),
+    env = {**os.environ, "INBOX_RELAY_CONFIG": str(settings.source_file.resolve()),
            "INBOX_RELAY_SUPERVISED": "1"}
     commands = {"web": web_command(host, port, web_workers), "worker": worker_command(concurrency)}
     stopping: list[bool] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from workers.state.base import DAY, Concern
+from workers.state.base import DAY, Concern, text
 
 CONVERSATION_TTL = 30 * DAY
 
@@ -15,7 +15,8 @@ class AccountState(Concern):
 
     def conversation_id(self, account_id: str, customer_id: str) -> str | None:
         """The cached conversation id of an account and a customer."""
-        return self._redis.get(self._key("conversation", account_id, customer_id))
+        cached = self._redis.get(self._key("conversation", account_id, customer_id))
+        return None if cached is None else text(cached)
 
     def remember_conversation(self, account_id: str, customer_id: str, conversation_id: str) -> None:
         """Cache a conversation id."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import redis
 
 DAY = 86400
@@ -15,6 +17,17 @@ class Keys:
 
     def __call__(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
+
+
+def text(reply: bytes | str) -> str:
+    """A reply as str: `connect` decodes responses, which redis-py's types cannot know."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
+def members(reply: Iterable[object]) -> list[str]:
+    """The members of a set, or of a sorted-set range read without scores, as str."""
+    # redis-py types a range as members or (member, score) pairs; without scores it is members only.
+    return [text(member) for member in reply if isinstance(member, bytes | str)]
 
 
 class Concern:

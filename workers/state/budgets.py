@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from workers.state.base import Concern, Keys
-
 import redis
+
+from workers.state.base import Concern, Keys
 
 PACING_MARGIN_MS = 60  # absorbs the jitter between taking a call here and its arrival at Meta
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from workers.records import DeadLetter
-from workers.state.base import Concern
+from workers.state.base import Concern, members
 
 
 class DeadLetterStore(Concern):
@@ -20,7 +20,7 @@ class DeadLetterStore(Concern):
 
     def all(self) -> list[DeadLetter]:
         """Every dead letter, oldest failure first."""
-        keys = self._redis.zrange(self._key("dead-index"), 0, -1)
+        keys = members(self._redis.zrange(self._key("dead-index"), 0, -1))
         if not keys:
             return []
         bodies = self._redis.mget([self._key("dead", key) for key in keys])

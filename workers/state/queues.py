@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from workers.state.base import DAY, Concern
+from workers.state.base import DAY, Concern, members
 
 ITEM_TTL = 30 * DAY  # a queue nobody drains for a month is forgotten
 
@@ -29,7 +29,7 @@ class WorkQueues(Concern):
     def peek(self, queue: str, count: int = 1000, *, ready_by: float | None = None) -> list[dict]:
         """The lowest-scored items (only those scored up to `ready_by`), left queued."""
         top = "+inf" if ready_by is None else ready_by
-        ids = self._redis.zrangebyscore(self._key("q", queue), "-inf", top, start=0, num=count)
+        ids = members(self._redis.zrangebyscore(self._key("q", queue), "-inf", top, start=0, num=count))
         if not ids:
             return []
         bodies = self._redis.hmget(self._key("qi", queue), ids)
@@ -59,7 +59,7 @@ class WorkQueues(Concern):
 
     def names(self) -> list[str]:
         """Every queue that holds items (empty ones are forgotten here)."""
-        names = sorted(self._redis.smembers(self._key("queues")))
+        names = sorted(members(self._redis.smembers(self._key("queues"))))
         lengths = {name: self.length(name) for name in names}
         empty = [name for name, length in lengths.items() if not length]
         if empty:

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -71,7 +71,7 @@ class HttpHandler:
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **self.headers,
                    "webhook-id": event_id, "webhook-timestamp": str(now)}
         if self.signer is not None:
-            moment = datetime.fromtimestamp(now, tz=timezone.utc)
+            moment = datetime.fromtimestamp(now, tz=UTC)
             headers["webhook-signature"] = self.signer.sign(event_id, moment, payload)
         return headers
 
