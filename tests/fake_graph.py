@@ -99,18 +99,19 @@ class GraphWorld:
         return self.count(code=613)
 
     # -- answering ------------------------------------------------------------------------
-    def answer(self, path: str, query: dict[str, str]) -> tuple[int, dict, dict]:
+    def answer(self, path: str, query: dict[str, str], token: str) -> tuple[int, dict, dict]:
+        """Answer one GET; `token` comes from the Authorization header (or the query string)."""
         with self.lock:
-            status, body = self._answer(path, query)
-            page_id = self.tokens.get(query.get("access_token", ""))
+            status, body = self._answer(path, query, token)
+            page_id = self.tokens.get(token)
             self.calls.append({"path": path, "status": status, "page_id": page_id,
+                               "token_in_url": "access_token" in query,
                                "code": body.get("error", {}).get("code") if isinstance(body, dict) else None,
                                "at": time.monotonic()})
             headers = {"X-Business-Use-Case-Usage": self.usage_header} if self.usage_header else {}
             return status, body, headers
 
-    def _answer(self, path: str, query: dict) -> tuple[int, dict]:
-        token = query.get("access_token", "")
+    def _answer(self, path: str, query: dict, token: str) -> tuple[int, dict]:
         page_id = self.tokens.get(token)
         if page_id is None or token in self.revoked:
             return 400, _error(190, "Error validating access token: The session has been invalidated.",
@@ -249,7 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         path = re.sub(r"^/v\d+\.\d+", "", url.path)
-        status, body, headers = self.world.answer(path, query)
+        bearer = self.headers.get("Authorization", "")
+        token = bearer[len("Bearer "):] if bearer.startswith("Bearer ") else query.get("access_token", "")
+        status, body, headers = self.world.answer(path, query, token)
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

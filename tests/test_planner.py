@@ -64,6 +64,12 @@ def paths(world: GraphWorld) -> list[str]:
     return [call["path"] for call in world.calls]
 
 
+def test_the_token_travels_in_a_header_never_in_the_url(world, reader, store):
+    hydrate_account([message(world, "U1", "m_1")], reader, store.accounts)
+    assert world.calls and world.calls[0]["page_id"] == PAGE
+    assert not [call for call in world.calls if call["token_in_url"]]
+
+
 def test_several_conversations_are_settled_by_one_listing_call(world, reader, store):
     pending = [message(world, f"U{n}", f"m_{n}_{k}") for n in range(4) for k in range(3)]
     outcome = hydrate_account(pending, reader, store.accounts)

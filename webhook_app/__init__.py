@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from workers.crypto import Codec
 from workers.inbox.database import INBOX_FILE, Inbox
 from workers.inbox.relay import build_relay
 from workers.inbox.wakeup import WAKE_FD_ENV, PipeWakeup
@@ -24,11 +25,11 @@ class WebState:
     settings: Settings
     inbox: Inbox
     wake_relay: Callable[[], None]
+    codec: Codec
 
 
 def create_app(settings: Settings | None = None, *, start_relay: bool = True) -> Flask:
     """The Flask app; reads INBOX_RELAY_CONFIG when no settings are given."""
-    # Flask is imported here so that the CLI can read the inbox without loading a web framework.
     from flask import Flask
 
     from webhook_app.routes import blueprint
@@ -36,7 +37,8 @@ def create_app(settings: Settings | None = None, *, start_relay: bool = True) ->
     settings = settings or load_settings()
     app = Flask(__name__)
     inbox = Inbox(settings.data_dir / INBOX_FILE)
-    app.extensions["inbox_relay"] = WebState(settings, inbox, _relay_waker(settings, start_relay))
+    app.extensions["inbox_relay"] = WebState(settings, inbox, _relay_waker(settings, start_relay),
+                                             Codec(settings.encryption_keys))
     app.register_blueprint(blueprint)
     return app
 

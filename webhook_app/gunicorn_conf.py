@@ -29,6 +29,7 @@ def on_exit(server) -> None:
         relay.stop()
 
 
+umask = 0o077                    # the inbox and every file the web side creates: owner only
 worker_class = "webhook_app.server.ReadTimeoutGeventWorker"
 worker_connections = 1000        # per web worker: slow clients cost a greenlet each
 logger_class = "webhook_app.server.EscapingLogger"

@@ -49,7 +49,7 @@ def receive() -> ResponseReturnValue:
     if problem:
         return _error(400, problem)
     try:
-        delivery_id = state.inbox.append(body)
+        delivery_id = state.inbox.append(state.codec.seal(body))
     except (sqlite3.Error, OSError) as exc:
         log.error("inbox write failed: %s", type(exc).__name__)
         return _error(503, "cannot record the delivery; retry")

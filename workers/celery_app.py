@@ -8,12 +8,14 @@ from celery import Celery
 
 from workers.runtime.celery_setup import create_celery
 from workers.runtime.config import load_settings
+from workers.runtime.data_dir import private_files
 from workers.runtime.private_redis import ensure_embedded_redis
 
 SUPERVISED_ENV = "INBOX_RELAY_SUPERVISED"  # set by `inbox-relay run`, which owns the private Redis
 
 
 def _app_from_environment() -> Celery:
+    private_files()  # also when started by `celery -A workers.celery_app` directly
     settings = load_settings()
     if settings.embedded and not os.environ.get(SUPERVISED_ENV):
         ensure_embedded_redis(settings)

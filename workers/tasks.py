@@ -74,7 +74,7 @@ def ingest(self: StageTask, delivery_id: int, body: str, force: bool = False,
     rt = _runtimes.get()
 
     def stage() -> int:
-        events = parse_envelope(json.loads(body))
+        events = parse_envelope(json.loads(rt.codec.open_text(body, what=f"delivery {delivery_id}")))
         route(rt, events, force=force)
         log.info("delivery=%s events=%d", delivery_id, len(events))
         return len(events)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 
 import click
 import redis
 
+from workers.crypto import Codec
+from workers.durations import parse_duration
 from workers.errors import RelayError
 from workers.runtime.config import load_settings
 from workers.runtime.settings import Settings
 from workers.state import Store
-
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Duration(click.ParamType):
@@ -24,12 +23,10 @@ class Duration(click.ParamType):
 
     def convert(self, value, param, ctx) -> float:
         """The duration in seconds."""
-        if isinstance(value, (int, float)):
-            return float(value)
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
-        if not match:
-            self.fail(f"{value!r} is not a duration like 90, 90s, 15m, 2h or 7d", param, ctx)
-        return float(match[1]) * UNITS[match[2] or "s"]
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 config_option = click.option("--config", type=click.Path(dir_okay=False), envvar="INBOX_RELAY_CONFIG",
@@ -62,7 +59,7 @@ def private_redis_for_this_command(settings: Settings) -> None:
 def store_or_exit(settings: Settings) -> Store:
     """The shared Store (the private Redis answering, if it is the one), or a clean error."""
     private_redis_for_this_command(settings)
-    store = Store(settings.redis_store_url)
+    store = Store(settings.redis_store_url, codec=Codec(settings.encryption_keys))
     try:
         store.health.ping()
     except redis.RedisError as exc:  # the URL may hold a password: name the setting, not the URL

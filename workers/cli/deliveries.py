@@ -17,6 +17,7 @@ from workers.cli.common import (
     settings_or_exit,
     when,
 )
+from workers.crypto import Codec
 from workers.errors import AdminError
 from workers.inbox import deliveries as admin
 from workers.inbox.database import INBOX_FILE, Inbox
@@ -50,8 +51,9 @@ def list_deliveries(config, limit, since, failed, as_json, show_body) -> None:
     A failed delivery was not retried: after a fix, `deliveries replay ID` sends it again.
     """
     start = time.time() - since if since is not None else None
-    infos = admin.list_deliveries(_inbox(settings_or_exit(config)), limit=limit, since=start,
-                                  failed=failed, with_body=show_body)
+    settings = settings_or_exit(config)
+    infos = admin.list_deliveries(_inbox(settings), Codec(settings.encryption_keys), limit=limit,
+                                  since=start, failed=failed, with_body=show_body)
     if as_json:
         return echo_json([_delivery_json(info) for info in infos])
     rows = [[i.id, when(i.received_at), i.size, "yes" if i.published else "no",

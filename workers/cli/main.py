@@ -12,24 +12,46 @@ from workers.cli.common import config_option
 from workers.cli.common import settings_or_exit as _settings
 from workers.cli.dead_letters import dead_letters
 from workers.cli.deliveries import deliveries
+from workers.cli.keys import keygen, rotate_keys
 from workers.cli.status import status
 from workers.errors import RelayError
+from workers.runtime.data_dir import check_inbox_opens, prepare_encryption, private_dir, private_files
 from workers.runtime.settings import Settings
+from workers.runtime.supervisor import LOG_LEVEL_ENV
+
+LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 
 
-def _check_handlers(settings: Settings) -> None:
+def _prepared(config: str | None, log_level: str) -> Settings:
+    """Settings checked for a long-running command: handlers load, the key opens the inbox; the
+    data dir is private, and the private Redis gets a key on first start."""
     from workers.delivery.plugins import load_handlers
 
+    settings = _settings(config)
+    os.environ[LOG_LEVEL_ENV] = log_level.lower()
     try:
         load_handlers(settings)
+        private_dir(settings.data_dir)
+        notice = prepare_encryption(settings)
+        check_inbox_opens(settings)
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
+    if notice:
+        click.echo(notice, err=True)
+    return settings
+
+
+log_level_option = click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True,
+                                 help="Log level of every process (logs never show text or secrets).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="inbox-relay")
 def main() -> None:
     """inbox-relay: receive Messenger and Instagram webhooks, hydrate them, hand them to handlers."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    private_files()
+    logging.basicConfig(level=os.environ.get(LOG_LEVEL_ENV, "info").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @main.command()
@@ -38,15 +60,15 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 @click.option("--web-workers", default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--concurrency", default=2, show_default=True, help="Celery worker processes.")
-def run(config, host, port, web_workers, concurrency) -> None:
+@log_level_option
+def run(config, host, port, web_workers, concurrency, log_level) -> None:
     """Web server and worker together (and the private Redis unless a broker is configured).
 
     Ready when it prints 'inbox-relay ready'; Ctrl-C or SIGTERM stops every process it started.
     """
     from workers.runtime.supervisor import run as supervise
 
-    settings = _settings(config)
-    _check_handlers(settings)
+    settings = _prepared(config, log_level)
     sys.exit(supervise(settings, host=host, port=port, web_workers=web_workers,
                        concurrency=concurrency))
 
@@ -56,12 +78,13 @@ def run(config, host, port, web_workers, concurrency) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
-def web(config, host, port, workers) -> None:
+@log_level_option
+def web(config, host, port, workers, log_level) -> None:
     """The webhook receiver alone (gunicorn); starts the private Redis if none is configured."""
     from workers.runtime.private_redis import ensure_embedded_redis
     from workers.runtime.supervisor import web_command
 
-    settings = _settings(config)
+    settings = _prepared(config, log_level)
     if settings.embedded:
         ensure_embedded_redis(settings, daemonize=True)
     _exec(web_command(host, port, workers), settings)
@@ -70,12 +93,12 @@ def web(config, host, port, workers) -> None:
 @main.command()
 @config_option
 @click.option("--concurrency", default=2, show_default=True, help="Celery worker processes.")
-def worker(config, concurrency) -> None:
+@log_level_option
+def worker(config, concurrency, log_level) -> None:
     """The Celery worker alone; starts the private Redis if none is configured."""
     from workers.runtime.supervisor import worker_command
 
-    settings = _settings(config)
-    _check_handlers(settings)
+    settings = _prepared(config, log_level)
     _exec(worker_command(concurrency), settings)
 
 
@@ -87,6 +110,8 @@ def _exec(command: list[str], settings: Settings) -> None:
 main.add_command(dead_letters)
 main.add_command(deliveries)
 main.add_command(status)
+main.add_command(keygen)
+main.add_command(rotate_keys)
 
 if __name__ == "__main__":
     main()

@@ -38,12 +38,17 @@ class GraphClient:
         self.session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=8))
 
     def get(self, path: str, *, token: str, params: dict | None = None) -> tuple[dict, float]:
-        """GET one object; returns its body and the seconds the usage headers ask us to back off."""
-        params = {**(params or {}), "access_token": token}
+        """GET one object; returns its body and the seconds the usage headers ask us to back off.
+
+        The token travels in the Authorization header, never in the URL, which urllib3, proxies
+        and access logs print.
+        """
+        params = dict(params or {})
         if self.app_secret:
             params["appsecret_proof"] = appsecret_proof(self.app_secret, token)
         try:
             response = self.session.get(f"{self.base}/{path.lstrip('/')}", params=params,
+                                        headers={"Authorization": f"Bearer {token}"},
                                         timeout=self.timeout)
         except requests.RequestException as exc:
             raise GraphRetryable(f"network error: {type(exc).__name__}") from None

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from workers.crypto import Codec
+
 INBOX_FILE = "inbox.sqlite3"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -166,6 +168,14 @@ class Inbox:
         with self._db() as db:
             row = db.execute(f"SELECT {FIELDS} FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
         return _delivery(row) if row else None
+
+    def reseal(self, codec: Codec) -> int:
+        """Encrypt every body again under the codec's first key (rotate-keys); returns how many."""
+        with self._db() as db:
+            rows = db.execute("SELECT id, body FROM deliveries").fetchall()
+        self._many("UPDATE deliveries SET body = ? WHERE id = ?",
+                   [(codec.reseal(body, what=f"inbox delivery {i}"), i) for i, body in rows])
+        return len(rows)
 
     def prune(self, *, older_than: float) -> int:
         """Forget published deliveries received before `older_than` (epoch seconds)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from workers.crypto import Codec
 from workers.errors import AdminError
 from workers.inbox.database import Delivery, Inbox
 
@@ -30,12 +31,13 @@ class DeliveryInfo:
         return self.published_at is not None
 
 
-def describe_delivery(delivery: Delivery, *, with_body: bool = False) -> DeliveryInfo:
+def describe_delivery(delivery: Delivery, codec: Codec, *, with_body: bool = False) -> DeliveryInfo:
     """Summarise a delivery: size, envelope `object` and entry count, parsed from the body."""
-    kind, entries = _envelope_shape(delivery.body)
-    return DeliveryInfo(id=delivery.id, received_at=delivery.received_at, size=len(delivery.body),
+    body = codec.open(delivery.body, what=f"delivery {delivery.id}")
+    kind, entries = _envelope_shape(body)
+    return DeliveryInfo(id=delivery.id, received_at=delivery.received_at, size=len(body),
                         published_at=delivery.published_at, force=delivery.force, object=kind,
-                        entries=entries, body=delivery.body if with_body else None,
+                        entries=entries, body=body if with_body else None,
                         failed_at=delivery.failed_at, error=delivery.error)
 
 
@@ -51,11 +53,11 @@ def _envelope_shape(body: bytes) -> tuple[str | None, int | None]:
             len(entry) if isinstance(entry, list) else None)
 
 
-def list_deliveries(inbox: Inbox, *, limit: int = 50, since: float | None = None,
+def list_deliveries(inbox: Inbox, codec: Codec, *, limit: int = 50, since: float | None = None,
                     failed: bool = False, with_body: bool = False) -> list[DeliveryInfo]:
     """The newest recorded deliveries first (only those that failed, if `failed`)."""
     found = inbox.list(limit=limit, since=since, failed=failed)
-    return [describe_delivery(d, with_body=with_body) for d in found]
+    return [describe_delivery(d, codec, with_body=with_body) for d in found]
 
 
 def replay_delivery(inbox: Inbox, delivery_id: int) -> int:

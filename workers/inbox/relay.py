@@ -33,7 +33,8 @@ def build_relay(settings: Settings, *, wakeup: Wakeup | None = None) -> Relay:
     inbox = Inbox(settings.data_dir / INBOX_FILE, synchronous="NORMAL")
     watch = StoreWatch(Store(settings.redis_store_url), inbox)
     return Relay(inbox, celery_publisher(create_celery(settings), watch.inbox_id), wakeup=wakeup,
-                 watch=watch, replay_window=settings.queue.replay_window)
+                 watch=watch, replay_window=settings.queue.replay_window,
+                 retention=settings.queue.retention)
 
 
 Publish = Callable[[Delivery, str], None]
@@ -42,7 +43,9 @@ Publish = Callable[[Delivery, str], None]
 def celery_publisher(celery_app: Celery, inbox_id: str) -> Publish:
     """Publish a delivery (its body as text) as one `ingest` task message."""
     def publish(delivery: Delivery, text: str) -> None:
+        # argsrepr: what logs and broker headers show of the arguments; never the body.
         celery_app.send_task(INGEST_TASK, args=[delivery.id, text, delivery.force, inbox_id],
+                             argsrepr=f"(delivery={delivery.id})", kwargsrepr="{}",
                              retry=True, retry_policy={"max_retries": 1, "interval_start": 0.1})
     return publish
 
@@ -59,12 +62,12 @@ class Relay:
     """Claims unpublished deliveries, publishes them, marks them; waits out broker outages."""
 
     def __init__(self, inbox: Inbox, publish: Publish, *,
-                 retention_days: float = 7.0, wakeup: Wakeup | None = None,
+                 retention: float = 7 * 86400.0, wakeup: Wakeup | None = None,
                  watch: StoreWatch | None = None, replay_window: float = 900.0):
         self.inbox, self.publish = inbox, publish
         self.watch, self.replay_window = watch, replay_window
         self._last_watch = 0.0
-        self.retention = retention_days * 86400
+        self.retention = retention
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._wake: Wakeup = wakeup or threading.Event()
         self._stop = threading.Event()

@@ -54,6 +54,9 @@ def _with_env(doc: dict, env: Mapping[str, str]) -> dict:
             meta["app_secrets"] = [s.strip() for s in env["META_APP_SECRET"].split(",") if s.strip()]
         if env.get("META_VERIFY_TOKEN"):
             meta["verify_token"] = env["META_VERIFY_TOKEN"]
+    keys = [key.strip() for key in env.get("INBOX_RELAY_ENCRYPTION_KEYS", "").split(",") if key.strip()]
+    if keys and isinstance(doc.get("security", {}), dict):
+        doc["security"] = {**doc.get("security", {}), "encryption_keys": keys}
     if env.get("INBOX_RELAY_BROKER_URL") and isinstance(doc.get("queue", {}), dict):
         doc["queue"] = {**doc.get("queue", {}), "broker_url": env["INBOX_RELAY_BROKER_URL"]}
     if isinstance(doc.get("accounts"), list):
@@ -110,7 +113,7 @@ def _config_error(exc: ValidationError) -> ConfigError:
     """The first problem pydantic found, worded with the key's path: `accounts[0].page_id: ...`."""
     error = exc.errors()[0]
     where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
-    message = _MESSAGES.get(error["type"], error["msg"])
+    message = _MESSAGES.get(error["type"], error["msg"].removeprefix("Value error, "))
     if error["type"] not in _MESSAGES and error["type"] != "value_error":
         message = f"{message} (got {type(error['input']).__name__})"
     return ConfigError(f"{where.lstrip('.')}: {message}")

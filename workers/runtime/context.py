@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from workers.crypto import Codec
 from workers.delivery.plugins import LoadedHandler, load_handlers
 from workers.hydration.graph import GraphClient
 from workers.runtime.config import load_settings
@@ -25,6 +26,7 @@ class Runtime:
     graph: GraphClient
     handlers: dict[str, LoadedHandler]
     scheduler: Scheduler
+    codec: Codec = field(default_factory=Codec)
 
 
 def build_runtime(settings: Settings, send_task: SendTask) -> Runtime:
@@ -32,11 +34,12 @@ def build_runtime(settings: Settings, send_task: SendTask) -> Runtime:
     meta = settings.meta
     graph = GraphClient(meta.graph_url, meta.graph_version,
                         app_secret=meta.app_secrets[0] if meta.appsecret_proof else None)
-    store = Store(settings.redis_store_url)
+    codec = Codec(settings.encryption_keys)
+    store = Store(settings.redis_store_url, codec=codec, dedup_days=settings.queue.dedup_days)
     scheduler = Scheduler(store.flags, store.queues, send_task,
                           visibility_timeout=settings.queue.visibility_timeout,
                           coalesce_seconds=settings.hydration.coalesce_seconds)
-    return Runtime(settings, store, graph, load_handlers(settings), scheduler)
+    return Runtime(settings, store, graph, load_handlers(settings), scheduler, codec)
 
 
 class RuntimeCache:

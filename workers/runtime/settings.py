@@ -11,10 +11,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from workers.crypto import check_key
+from workers.durations import parse_duration
 from workers.errors import ConfigError
 from workers.records import Kind
 
 NonEmpty = Annotated[str, Field(min_length=1)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+KEY_FILE = "encryption.key"
 
 
 def _list_as_tuple(value: Any) -> Any:
@@ -57,6 +61,8 @@ class QueueSettings(Section):
     data_dir: Path = Path("./var")
     visibility_timeout: float = Field(60.0, gt=0)
     replay_window: float = 900.0
+    dedup_days: float = Field(30.0, gt=0)   # how long "handler X has event Y" is remembered
+    retention: Duration = 7 * 86400.0        # published inbox rows are compacted after this
 
     @model_validator(mode="before")
     @classmethod
@@ -79,6 +85,23 @@ class HydrationSettings(Section):
     max_age: float = 600.0
     throttle_seconds: float = 60.0
     paused_recheck_seconds: float = 30.0
+
+
+class SecuritySettings(Section):
+    """`[security]`: encryption at rest."""
+
+    encryption_keys: Annotated[tuple[NonEmpty, ...], BeforeValidator(_list_as_tuple)] = ()
+    plaintext: bool = False  # true: a shared Redis without keys, knowingly (silences the warning)
+
+    @model_validator(mode="after")
+    def _keys_are_fernet_keys(self) -> SecuritySettings:
+        for index, key in enumerate(self.encryption_keys):
+            try:
+                check_key(key)
+            except ValueError:
+                raise ValueError(f"encryption_keys[{index}] is not a key made by "
+                                 "`inbox-relay keygen` (32 bytes, URL-safe base64)") from None
+        return self
 
 
 class HandlerConfig(BaseModel):
@@ -112,6 +135,7 @@ class Settings(Section):
     queue: QueueSettings = QueueSettings()
     web: WebSettings = WebSettings()
     hydration: HydrationSettings = HydrationSettings()
+    security: SecuritySettings = SecuritySettings()
     handlers: Annotated[tuple[HandlerConfig, ...], BeforeValidator(_list_as_tuple)] = ()
     source: Path | None = None
 
@@ -121,6 +145,18 @@ class Settings(Section):
         if self.source is None:
             raise ConfigError("these settings were not read from a configuration file")
         return self.source
+
+    @property
+    def key_file(self) -> Path:
+        """Where `run` keeps the key it made for the private Redis."""
+        return self.data_dir / KEY_FILE
+
+    @property
+    def encryption_keys(self) -> tuple[str, ...]:
+        """The configured keys; else, on the private Redis, the key `run` made in data_dir."""
+        if self.security.encryption_keys or not self.embedded or not self.key_file.exists():
+            return self.security.encryption_keys
+        return (self.key_file.read_text(encoding="ascii").strip(),)
 
     @property
     def max_countdown(self) -> float:

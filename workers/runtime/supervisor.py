@@ -18,10 +18,17 @@ MAX_RESTARTS = 5       # restarts of one component within CRASH_WINDOW before gi
 CRASH_WINDOW = 60.0
 
 
+LOG_LEVEL_ENV = "INBOX_RELAY_LOG_LEVEL"  # set by the CLI's --log-level; children inherit it
+
+
+def _log_level() -> str:
+    return os.environ.get(LOG_LEVEL_ENV, "info")
+
+
 def web_command(host: str, port: int, workers: int) -> list[str]:
     """gunicorn serving the Flask app (gevent workers; the relay runs in its master)."""
     return [sys.executable, "-m", "gunicorn", "--config", "python:webhook_app.gunicorn_conf",
-            "--workers", str(workers),
+            "--workers", str(workers), "--log-level", _log_level(),
             "--bind", f"{host}:{port}", "--graceful-timeout", "10",
             "webhook_app:create_app()"]
 
@@ -29,7 +36,7 @@ def web_command(host: str, port: int, workers: int) -> list[str]:
 def worker_command(concurrency: int) -> list[str]:
     """A Celery worker on the inbox-relay queue."""
     return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-            "--loglevel", "INFO", "--concurrency", str(concurrency), "--queues", "inbox-relay",
+            "--loglevel", _log_level().upper(), "--concurrency", str(concurrency), "--queues", "inbox-relay",
             "--without-gossip", "--without-mingle"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workers.crypto import Codec
 from workers.state.accounts import AccountState
 from workers.state.base import Keys, connect
 from workers.state.budgets import CallBudgets
@@ -18,13 +19,19 @@ __all__ = ["Store"]
 class Store:
     """One Redis seen through its concerns; no caller touches the client itself."""
 
-    def __init__(self, url: str, *, prefix: str = "inbox-relay"):
+    def __init__(self, url: str, *, prefix: str = "inbox-relay", codec: Codec | None = None,
+                 dedup_days: float = 30.0):
         client, keys = connect(url), Keys(prefix)
-        self.queues = WorkQueues(client, keys)
+        self.queues = WorkQueues(client, keys, codec)
         self.flags = Flags(client, keys)
         self.progress = HandlerProgress(client, keys)
+        self.progress.done_ttl = dedup_days * 86400
         self.budgets = CallBudgets(client, keys)
-        self.accounts = AccountState(client, keys)
-        self.dead_letters = DeadLetterStore(client, keys)
+        self.accounts = AccountState(client, keys, codec)
+        self.dead_letters = DeadLetterStore(client, keys, codec)
         self.health = StoreHealth(client, keys)
         self.failures = DeliveryFailures(client, keys)
+
+    def reseal(self) -> int:
+        """Seal every stored value that may hold text again under the first key; returns how many."""
+        return self.queues.reseal() + self.dead_letters.reseal() + self.accounts.reseal()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from workers.state.base import DAY, Concern, text
@@ -46,12 +45,22 @@ class AccountState(Concern):
 
     def save_progress(self, account_id: str, progress: dict, *, ttl: float = 120.0) -> None:
         """Where a paged listing stopped, to go on from there in the next task."""
-        self._redis.set(self._key("progress", account_id), json.dumps(progress), px=int(ttl * 1000))
+        self._redis.set(self._key("progress", account_id), self._dump(progress), px=int(ttl * 1000))
 
     def load_progress(self, account_id: str) -> dict | None:
         """A listing's saved progress, or None."""
         data = self._redis.get(self._key("progress", account_id))
-        return json.loads(data) if data else None
+        return self._load(data, what="a listing's progress") if data else None
+
+    def reseal(self) -> int:
+        """Seal every saved listing progress again under the first key; returns how many."""
+        count = 0
+        for key in self._redis.scan_iter(match=self._key("progress", "*"), count=500):
+            stored = self._redis.get(key)
+            if stored:
+                self._redis.set(key, self._resealed(stored, what="a listing's progress"), keepttl=True)
+                count += 1
+        return count
 
     def clear_progress(self, account_id: str) -> None:
         """Forget a listing's progress."""

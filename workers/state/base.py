@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from typing import Any
 
 import redis
+
+from workers.crypto import Codec
 
 DAY = 86400
 
@@ -31,10 +35,20 @@ def members(reply: Iterable[object]) -> list[str]:
 
 
 class Concern:
-    """Base of the state classes: each keeps one kind of state under the shared namespace."""
+    """Base of the state classes: each keeps one kind of state under the shared namespace;
+    values that may hold message text are sealed with the codec."""
 
-    def __init__(self, client: redis.Redis, keys: Keys):
-        self._redis, self._key = client, keys
+    def __init__(self, client: redis.Redis, keys: Keys, codec: Codec | None = None):
+        self._redis, self._key, self._codec = client, keys, codec or Codec()
+
+    def _dump(self, value: Any) -> str:
+        return self._codec.seal_text(json.dumps(value))
+
+    def _load(self, stored: bytes | str, *, what: str) -> Any:
+        return json.loads(self._codec.open_text(text(stored), what=what))
+
+    def _resealed(self, stored: bytes | str, *, what: str) -> str:
+        return self._codec.reseal(text(stored).encode("utf-8"), what=what).decode("utf-8")
 
 
 def connect(url: str) -> redis.Redis:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from workers.records import DeadLetter
 from workers.state.base import Concern, members
 
@@ -14,7 +12,7 @@ class DeadLetterStore(Concern):
     def add(self, letter: DeadLetter) -> None:
         """Keep a letter (replacing an earlier one for the same handler and event)."""
         pipe = self._redis.pipeline()
-        pipe.set(self._key("dead", letter.key), json.dumps(letter.to_dict()))
+        pipe.set(self._key("dead", letter.key), self._dump(letter.to_dict()))
         pipe.zadd(self._key("dead-index"), {letter.key: letter.failed_at})
         pipe.execute()
 
@@ -24,7 +22,16 @@ class DeadLetterStore(Concern):
         if not keys:
             return []
         bodies = self._redis.mget([self._key("dead", key) for key in keys])
-        return [DeadLetter.from_dict(json.loads(body)) for body in bodies if body]
+        return [DeadLetter.from_dict(self._load(body, what="a dead letter")) for body in bodies if body]
+
+    def reseal(self) -> int:
+        """Seal every dead letter again under the first key (rotate-keys); returns how many."""
+        keys = members(self._redis.zrange(self._key("dead-index"), 0, -1))
+        for key in keys:
+            stored = self._redis.get(self._key("dead", key))
+            if stored:
+                self._redis.set(self._key("dead", key), self._resealed(stored, what="a dead letter"))
+        return len(keys)
 
     def count(self) -> int:
         """How many dead letters there are."""

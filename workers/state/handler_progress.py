@@ -12,9 +12,11 @@ DONE_TTL = 30 * DAY  # how long "handler X already has event Y" is remembered
 class HandlerProgress(Concern):
     """Done marks and failed attempts, per handler and event id."""
 
+    done_ttl: float = DONE_TTL
+
     def mark_done(self, handler: str, event_id: str) -> None:
         """Remember that `handler` succeeded with this event."""
-        self._redis.set(self._key("done", handler, event_id), "1", ex=DONE_TTL)
+        self._redis.set(self._key("done", handler, event_id), "1", ex=int(self.done_ttl))
 
     def is_done(self, handler: str, event_id: str) -> bool:
         """Whether `handler` already succeeded with this event."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from workers.state.base import DAY, Concern, members
 
 ITEM_TTL = 30 * DAY  # a queue nobody drains for a month is forgotten
@@ -15,7 +13,7 @@ class WorkQueues(Concern):
     def enqueue(self, queue: str, item_id: str, body: dict, *, score: float) -> None:
         """Add or replace an item, ordered by `score`."""
         pipe = self._redis.pipeline()
-        pipe.hset(self._key("qi", queue), item_id, json.dumps(body))
+        pipe.hset(self._key("qi", queue), item_id, self._dump(body))
         pipe.zadd(self._key("q", queue), {item_id: score})
         pipe.expire(self._key("qi", queue), ITEM_TTL)
         pipe.expire(self._key("q", queue), ITEM_TTL)
@@ -24,7 +22,7 @@ class WorkQueues(Concern):
 
     def update(self, queue: str, item_id: str, body: dict) -> None:
         """Replace a queued item's body, keeping its place."""
-        self._redis.hset(self._key("qi", queue), item_id, json.dumps(body))
+        self._redis.hset(self._key("qi", queue), item_id, self._dump(body))
 
     def peek(self, queue: str, count: int = 1000, *, ready_by: float | None = None) -> list[dict]:
         """The lowest-scored items (only those scored up to `ready_by`), left queued."""
@@ -33,7 +31,7 @@ class WorkQueues(Concern):
         if not ids:
             return []
         bodies = self._redis.hmget(self._key("qi", queue), ids)
-        return [json.loads(body) for body in bodies if body]
+        return [self._load(body, what=f"queue {queue}") for body in bodies if body]
 
     def defer(self, queue: str, item_ids: list[str], until: float) -> None:
         """Score queued items `until` so that `peek(ready_by=...)` skips them until then."""
@@ -56,6 +54,17 @@ class WorkQueues(Concern):
     def length(self, queue: str) -> int:
         """How many items wait in a queue."""
         return int(self._redis.zcard(self._key("q", queue)))
+
+    def reseal(self) -> int:
+        """Seal every queued body again under the first key (rotate-keys); returns how many."""
+        count = 0
+        for queue in self.names():
+            bodies = self._redis.hgetall(self._key("qi", queue))
+            for item_id, body in bodies.items():
+                self._redis.hset(self._key("qi", queue), item_id,
+                                 self._resealed(body, what=f"queue {queue}"))
+            count += len(bodies)
+        return count
 
     def names(self) -> list[str]:
         """Every queue that holds items (empty ones are forgotten here)."""
