@@ -91,7 +91,7 @@ def write_config(path: Path, *, graph_url: str, accounts: list[dict], broker_url
              f"verify_token = {toml_value(VERIFY_TOKEN)}", f"graph_url = {toml_value(graph_url)}"]
     for key, value in (extra or {}).get("meta", {}).items():
         lines.append(f"{key} = {toml_value(value)}")
-    for section in ("queue", "hydration", "web"):
+    for section in ("queue", "hydration", "web", "security"):
         values = {"broker_url": broker_url, "data_dir": "var"} if section == "queue" else {}
         values.update((extra or {}).get(section, {}))
         if values:
@@ -107,13 +107,14 @@ def write_config(path: Path, *, graph_url: str, accounts: list[dict], broker_url
 class RelayProcess:
     """`inbox-relay run` on a free port, in a short temp dir (unix socket paths are short)."""
 
-    def __init__(self, config_for: Callable[[Path], Path]):
+    def __init__(self, config_for: Callable[[Path], Path], *, run_args: tuple[str, ...] = ()):
         self.dir = Path(tempfile.mkdtemp(prefix="ir-", dir="/tmp"))
         self.config = config_for(self.dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = self.dir / "run.log"
         self.process: subprocess.Popen | None = None
+        self.run_args = run_args
 
     @property
     def events_path(self) -> Path:
@@ -121,7 +122,7 @@ class RelayProcess:
 
     def start(self) -> RelayProcess:
         command = [sys.executable, "-m", "workers.cli", "run", "--config", str(self.config),
-                   "--port", str(self.port)]
+                   "--port", str(self.port), *self.run_args]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                             env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -162,10 +163,11 @@ class GraphBackedRelay:
     """A fake Graph world served over HTTP plus `inbox-relay run` pointed at it; a context manager."""
 
     def __init__(self, world, accounts: list[dict], *, broker_url: str = "", extra: dict | None = None,
-                 handlers: list[dict] | None = None):
+                 handlers: list[dict] | None = None, run_args: tuple[str, ...] = ()):
         from tests.fake_graph import FakeGraphServer
 
         self.world, self.accounts, self.extra, self.handlers = world, accounts, extra, handlers
+        self.run_args = run_args
         self.server = FakeGraphServer(world)
         self.broker_url = broker_url
         self.relay: RelayProcess | None = None
@@ -177,7 +179,7 @@ class GraphBackedRelay:
 
     def __enter__(self) -> RelayProcess:
         self.server.__enter__()
-        self.relay = RelayProcess(self.write_config).start()
+        self.relay = RelayProcess(self.write_config, run_args=self.run_args).start()
         self.relay.world = self.world
         self.relay.store_url = self.broker_url or f"unix://{self.relay.dir / 'var' / 'redis.sock'}"
         return self.relay
