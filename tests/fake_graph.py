@@ -168,7 +168,9 @@ class GraphWorld:
         return _page(nodes, query, limit=int(query.get("limit", DEFAULT_PAGE)))
 
     def _conversation_node(self, conversation: Conversation, fields: str) -> dict:
-        node = {"id": conversation.id, "updated_time": conversation.updated_time()}
+        node: dict = {"id": conversation.id, "updated_time": conversation.updated_time()}
+        if "message_count" in fields:
+            node["message_count"] = len(conversation.messages)
         nested = re.search(r"messages(?:\.limit\((\d+)\))?(\{[^}]*\})?", fields)
         if nested:
             limit = min(int(nested.group(1) or DEFAULT_PAGE), self.max_page)

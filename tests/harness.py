@@ -147,6 +147,15 @@ class RelayProcess:
                 self.process.kill()
         return self.process.returncode if self.process else 0
 
+    def open_store(self, url: str | None = None):
+        """The system's Store, with the key `run` made for the private Redis (if it made one)."""
+        from workers.crypto import Codec
+        from workers.state import Store
+
+        key_file = self.dir / "var" / "encryption.key"
+        keys = (key_file.read_text().strip(),) if key_file.exists() else ()
+        return Store(url or self.store_url, codec=Codec(keys))
+
     def post(self, body: bytes, **kwargs) -> tuple[int, bytes]:
         return post(self.url + "/webhook", body, **kwargs)
 

@@ -9,7 +9,6 @@ import pytest
 from tests.fake_graph import FakeGraphServer, GraphWorld
 from tests.harness import FIXTURES, TEST_REDIS, RelayProcess, redis_url, wait_for, write_config
 from workers.ingest.parse import parse_envelope
-from workers.state import Store
 
 WEBHOOKS = sorted((FIXTURES / "webhooks").glob("*.json"))
 PAGE = "111899832631525"
@@ -86,7 +85,7 @@ def test_a_repeated_delivery_reaches_the_handler_once(system):
         {"sender": {"id": "u-marker"}, "recipient": {"id": PAGE}, "timestamp": 1,
          "read": {"watermark": 1}}]}]})
     system.post(marker.encode())
-    store = Store(system.store_url)
+    store = system.open_store()
     wait_for(lambda: _expected_ids([marker]) <= set(_ids_in(system)) and not store.queues.names(), timeout=30,
              message="the marker and empty queues")
     ids = _ids_in(system)

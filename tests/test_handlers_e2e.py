@@ -26,7 +26,6 @@ from tests.fake_graph import GraphWorld
 from tests.harness import ROOT, GraphBackedRelay, read_jsonl, redis_url, wait_for
 from workers.ingest.parse import parse_envelope
 from workers.records import DeliveryQueue, Event
-from workers.state import Store
 
 PAGE = "3100000000000001"
 TOKEN = f"token-{PAGE}"
@@ -117,7 +116,7 @@ def system(request, receiver):
     relay = GraphBackedRelay(world, [{"page_id": PAGE, "access_token": TOKEN}], broker_url=broker,
                              extra=FAST, handlers=_handlers(receiver))
     with relay as running:
-        running.store = Store(running.store_url)
+        running.store = running.open_store()
         yield running
 
 

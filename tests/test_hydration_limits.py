@@ -113,7 +113,7 @@ def test_invalid_token_pauses_that_account_only_until_replaced():
     with system as relay:
         _post_all(relay, bad + good)
         _complete(relay, good)
-        store = Store(relay.store_url)
+        store = relay.open_store()
         wait_for(lambda: store.accounts.paused("P1"), message="P1 paused")
         assert store.accounts.paused("P2") is None
         assert not [r for r in relay.events() if r["account_id"] == "P1"], "paused events must wait"

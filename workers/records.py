@@ -11,6 +11,7 @@ Kind = Literal["message", "echo", "message_edit", "reaction", "read", "delivery"
 Platform = Literal["messenger", "instagram"]
 # "pending" only while an event waits for hydration; handlers receive the other three.
 Hydration = Literal["pending", "complete", "unavailable", "not_applicable"]
+Source = Literal["webhook", "sync", "sweep"]  # a webhook; history (sync); a gap the sweep found
 KINDS: tuple[str, ...] = get_args(Kind)
 
 
@@ -31,6 +32,7 @@ class Event:
     hydration: Hydration
     raw: Any
     hydration_error: str | None = None
+    source: Source = "webhook"
 
     def to_dict(self) -> dict:
         """The JSON-serialisable event record (`raw` and `message` are shared, not copied)."""

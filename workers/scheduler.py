@@ -13,6 +13,7 @@ INGEST_TASK = "inbox_relay.ingest"
 HYDRATE_TASK = "inbox_relay.hydrate"
 DELIVER_TASK = "inbox_relay.deliver"
 SWEEP_TASK = "inbox_relay.sweep"
+SYNC_TASK = "inbox_relay.sync"
 
 
 class SendTask(Protocol):

@@ -25,10 +25,12 @@ from workers.ingest.parse import parse_envelope
 from workers.ingest.route import route
 from workers.records import DeliveryQueue, HydrationQueue, Queue, parse_queue
 from workers.runtime.context import Runtime, RuntimeCache
-from workers.scheduler import DELIVER_TASK, HYDRATE_TASK, INGEST_TASK, SWEEP_TASK, backoff
+from workers.scheduler import DELIVER_TASK, HYDRATE_TASK, INGEST_TASK, SWEEP_TASK, SYNC_TASK, backoff
+from workers.sync import background as sync_runs
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY = 60.0
+SYNC_SLICE = 10.0  # seconds one sync task reads before a later task goes on
 MAX_TRANSIENT_RETRIES = 20
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError,
              ConnectionError, TimeoutError)
@@ -135,15 +137,30 @@ def _retry_later(task: Task, rt: Runtime, queue: Queue, delay: float, **kwargs: 
     return task.retry(countdown=countdown, kwargs=kwargs or None)
 
 
+@shared_task(name=SYNC_TASK, bind=True, base=StageTask)
+def sync(self: StageTask, page_id: str, mode: str = "sync") -> None:
+    """Go on with an account's checkpointed sync (or gap sweep) for a while, then in a later task."""
+    rt = _runtimes.get()
+
+    def stage() -> None:
+        wait = sync_runs.continue_for(rt, page_id, mode, seconds=SYNC_SLICE)
+        if wait is not None:
+            raise self.retry(countdown=min(wait, rt.settings.max_countdown))
+
+    self.run_stage(rt, stage, lambda exc: sync_runs.release(rt, page_id, mode))
+
+
 @shared_task(name=SWEEP_TASK, bind=True, base=StageTask)
 def sweep(self: StageTask) -> int:
-    """Restart drain tasks for queues nobody drains (e.g. after a crash); repeats every minute."""
+    """Restart drain tasks for queues nobody drains (e.g. after a crash), and start the gap
+    sweeps that are due; repeats every minute."""
     rt = _runtimes.get()
     started = 0
     for name in rt.store.queues.names():
         if not rt.store.flags.is_claimed(name):
             rt.scheduler.schedule(parse_queue(name))
             started += 1
+    sync_runs.start_due_sweeps(rt)
     # Several workers start sweeps; only the one that takes the flag schedules the next round.
     if rt.store.flags.claim("sweep", ttl=SWEEP_EVERY * 0.9):
         self.apply_async(countdown=SWEEP_EVERY)

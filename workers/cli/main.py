@@ -14,6 +14,7 @@ from workers.cli.dead_letters import dead_letters
 from workers.cli.deliveries import deliveries
 from workers.cli.keys import keygen, rotate_keys
 from workers.cli.status import status
+from workers.cli.sync import sync
 from workers.errors import RelayError
 from workers.runtime.data_dir import check_inbox_opens, prepare_encryption, private_dir, private_files
 from workers.runtime.settings import Settings
@@ -110,6 +111,7 @@ def _exec(command: list[str], settings: Settings) -> None:
 main.add_command(dead_letters)
 main.add_command(deliveries)
 main.add_command(status)
+main.add_command(sync)
 main.add_command(keygen)
 main.add_command(rotate_keys)
 

@@ -29,7 +29,10 @@ def status_report(settings: Settings, store: Store) -> dict:
                          "paused": bool(paused), "paused_reason": paused.get("reason"),
                          "paused_since": float(paused["since"]) if paused else None,
                          "throttled_for_seconds": store.budgets.blocked_for(account.page_id),
-                         "hydration_given_up": store.accounts.given_up(account.page_id)})
+                         "hydration_given_up": store.accounts.given_up(account.page_id),
+                         "sync": _job(store, account.page_id, "sync"),
+                         "sweep": _job(store, account.page_id, "sweep"),
+                         "sweep_found": store.sync_jobs.found(account.page_id)})
     waiting: Counter[str] = Counter()
     for name in store.queues.names():
         queue = parse_queue(name)
@@ -51,11 +54,26 @@ def status(config, as_json) -> None:
     echo_table(["ACCOUNT", "INSTAGRAM", "STATE", "SINCE"],
                [[a["page_id"], a["instagram_id"] or "-", _state(a), when(a["paused_since"])]
                 for a in report["accounts"]])
+    for account in report["accounts"]:
+        for mode in ("sync", "sweep"):
+            if account[mode]:
+                click.echo(_job_line(account["page_id"], mode, account[mode]))
+        if account["sweep_found"]:
+            click.echo(f"{account['page_id']}: the sweep found {account['sweep_found']} message(s) "
+                       "no webhook brought")
     for stage, count in sorted(report["waiting"].items()):
         click.echo(f"waiting for {stage}: {count}")
     click.echo(f"dead letters: {report['dead_letters']}")
     click.echo(f"failed deliveries: {report['failed_deliveries']} "
                "(`inbox-relay deliveries list --failed` on the web node)")
+
+
+def _job(store: Store, page_id: str, mode: str) -> dict | None:
+    job = store.sync_jobs.load(page_id, mode)
+    if job is None:
+        return None
+    return {name: job.get(name) for name in ("conversations", "messages", "new_messages", "calls",
+                                             "started_at", "finished_at")}
 
 
 def _state(account: dict) -> str:
@@ -64,3 +82,9 @@ def _state(account: dict) -> str:
     if account["throttled_for_seconds"]:
         return f"throttled for {account['throttled_for_seconds']:.0f}s"
     return "ok"
+
+
+def _job_line(page_id: str, mode: str, job: dict) -> str:
+    state = f"finished {when(job['finished_at'])}" if job["finished_at"] else "running"
+    return (f"{page_id}: {mode} {state}: {job['conversations']} conversations, {job['messages']} "
+            f"messages ({job['new_messages']} new), {job['calls']} calls")

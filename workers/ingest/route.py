@@ -23,6 +23,8 @@ def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
     ready: list[Event] = []
     hydrating: dict[HydrationQueue, None] = {}  # a dict keeps the order a set would lose
     for event in events:
+        if not force and _brought_by_another(rt, event):
+            continue  # a sync or sweep already handed this message to the handlers
         reason = no_hydration_reason(rt, event) if event.hydration == "pending" else None
         if event.hydration != "pending" or reason is not None:
             ready.append(unavailable(event, reason) if reason else event)  # dispatch skips done ones
@@ -35,6 +37,12 @@ def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
     dispatch(rt, ready)
     for queue in hydrating:
         rt.scheduler.schedule(queue, countdown=rt.settings.hydration.coalesce_seconds)
+
+
+def _brought_by_another(rt: Runtime, event: Event) -> bool:
+    if event.hydration != "pending" or not event.mid:
+        return False
+    return rt.store.sightings.claim(event.account_id or "", event.mid, event.id) == "other"
 
 
 def _every_handler_has(rt: Runtime, event: Event) -> bool:

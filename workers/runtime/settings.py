@@ -104,6 +104,17 @@ class SecuritySettings(Section):
         return self
 
 
+def _off_or_duration(value: Any) -> Any:
+    return None if value in ("off", None) else parse_duration(value)
+
+
+class SyncSettings(Section):
+    """`[sync]`: the periodic gap sweep."""
+
+    # How often to re-read conversations updated since the last sweep; "off" turns it off.
+    sweep_every: Annotated[float | None, BeforeValidator(_off_or_duration)] = 15 * 60.0
+
+
 class HandlerConfig(BaseModel):
     """`[[handlers]]`: the plugin type, its delivery policy; every other key goes to the plugin."""
 
@@ -136,6 +147,7 @@ class Settings(Section):
     web: WebSettings = WebSettings()
     hydration: HydrationSettings = HydrationSettings()
     security: SecuritySettings = SecuritySettings()
+    sync: SyncSettings = SyncSettings()
     handlers: Annotated[tuple[HandlerConfig, ...], BeforeValidator(_list_as_tuple)] = ()
     source: Path | None = None
 

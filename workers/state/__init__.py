@@ -12,6 +12,8 @@ from workers.state.flags import Flags
 from workers.state.handler_progress import HandlerProgress
 from workers.state.health import StoreHealth
 from workers.state.queues import WorkQueues
+from workers.state.sightings import Sightings
+from workers.state.sync_jobs import SyncJobs
 
 __all__ = ["Store"]
 
@@ -31,7 +33,11 @@ class Store:
         self.dead_letters = DeadLetterStore(client, keys, codec)
         self.health = StoreHealth(client, keys)
         self.failures = DeliveryFailures(client, keys)
+        self.sightings = Sightings(client, keys)
+        self.sightings.ttl = dedup_days * 86400
+        self.sync_jobs = SyncJobs(client, keys, codec)
 
     def reseal(self) -> int:
         """Seal every stored value that may hold text again under the first key; returns how many."""
-        return self.queues.reseal() + self.dead_letters.reseal() + self.accounts.reseal()
+        return (self.queues.reseal() + self.dead_letters.reseal() + self.accounts.reseal()
+                + self.sync_jobs.reseal())

@@ -1,0 +1,63 @@
+"""Running a sync job to the end: in the command's own process, or step by step in Celery tasks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from workers.errors import AdminError, GraphTokenInvalid
+from workers.records import Platform
+from workers.sync.job import Mode, SyncJob
+from workers.sync.step import step
+
+if TYPE_CHECKING:
+    from workers.runtime.context import Runtime
+
+PLATFORMS: dict[str, list[Platform]] = {"messenger": ["messenger"], "instagram": ["instagram"],
+                                        "all": ["messenger", "instagram"]}
+
+
+def start_or_resume(rt: Runtime, page_id: str, *, platform: str = "all", since: float | None = None,
+                    max_conversations: int | None = None, mode: Mode = "sync") -> SyncJob:
+    """The checkpointed job of this account when it has the same scope, else a new one."""
+    account = rt.settings.account_for(page_id)
+    if account is None:
+        raise AdminError(f"no [[accounts]] entry for {page_id}")
+    platforms = [p for p in PLATFORMS[platform] if p == "messenger" or account.instagram_id]
+    saved = rt.store.sync_jobs.load(account.page_id, mode)
+    if saved and not saved.get("finished_at") and _same_scope(saved, since, max_conversations):
+        return SyncJob.from_dict(saved)
+    return SyncJob(page_id=account.page_id, platforms=platforms, mode=mode, since=since,
+                   max_conversations=max_conversations, started_at=time.time())
+
+
+def _same_scope(saved: dict, since: float | None, max_conversations: int | None) -> bool:
+    return saved.get("since") == since and saved.get("max_conversations") == max_conversations
+
+
+def advance(rt: Runtime, job: SyncJob) -> float:
+    """One step, checkpointed; returns the wait before the next (0 also when the job is done)."""
+    account = rt.settings.account_for(job.page_id)
+    if account is None:
+        raise AdminError(f"no [[accounts]] entry for {job.page_id}")
+    try:
+        wait = step(rt, job, account)
+    except GraphTokenInvalid as exc:
+        raise AdminError(f"account {job.page_id}: the access token is invalid (code {exc.code}); "
+                         "replace it and run the sync again: it goes on where it stopped") from None
+    if job.done and job.finished_at is None:
+        job.finished_at = time.time()
+    rt.store.sync_jobs.save(job.page_id, job.mode, job.to_dict())
+    return wait
+
+
+def run_to_end(rt: Runtime, job: SyncJob, *, on_step: Callable[[SyncJob], None] = lambda job: None,
+               sleep: Callable[[float], None] = time.sleep) -> SyncJob:
+    """Advance until every message is queued for the handlers (Ctrl-C stops between steps)."""
+    while not job.done:
+        wait = advance(rt, job)
+        on_step(job)
+        if wait:
+            sleep(wait)
+    return job
