@@ -13,6 +13,7 @@ from workers.inbox.relay import build_relay
 from workers.inbox.wakeup import WAKE_FD_ENV, PipeWakeup
 from workers.runtime.config import load_settings
 from workers.runtime.settings import Settings
+from workers.state import Store
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -26,20 +27,24 @@ class WebState:
     inbox: Inbox
     wake_relay: Callable[[], None]
     codec: Codec
+    store: Store
 
 
 def create_app(settings: Settings | None = None, *, start_relay: bool = True) -> Flask:
     """The Flask app; reads INBOX_RELAY_CONFIG when no settings are given."""
     from flask import Flask
 
+    from webhook_app.probes import probes
     from webhook_app.routes import blueprint
 
     settings = settings or load_settings()
     app = Flask(__name__)
     inbox = Inbox(settings.data_dir / INBOX_FILE)
+    codec = Codec(settings.encryption_keys)
     app.extensions["inbox_relay"] = WebState(settings, inbox, _relay_waker(settings, start_relay),
-                                             Codec(settings.encryption_keys))
+                                             codec, Store(settings.redis_store_url, codec=codec))
     app.register_blueprint(blueprint)
+    app.register_blueprint(probes)
     return app
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hmac
 import logging
 import sqlite3
+import time
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -12,12 +14,20 @@ from werkzeug.exceptions import HTTPException
 
 from webhook_app.body import BodyError, envelope_problem, read_body
 from webhook_app.signature import SignatureError, verify
+from workers.metrics import ACK_SECONDS, DELIVERIES
+
+if TYPE_CHECKING:
+    from webhook_app import WebState
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("webhook", __name__)
 
 
-def _state():
+OUTCOMES = {200: "accepted", 403: "bad_signature", 413: "too_large", 400: "bad_request",
+            503: "unavailable"}
+
+
+def _state() -> WebState:
     return current_app.extensions["inbox_relay"]
 
 
@@ -35,7 +45,14 @@ def handshake():
 @blueprint.post("/webhook")
 def receive() -> ResponseReturnValue:
     """Verify, record durably, answer 200; publishing happens in the relay, off this path."""
-    state = _state()
+    started = time.perf_counter()
+    response, status = _receive(_state())
+    DELIVERIES.labels(OUTCOMES.get(status, "bad_request")).inc()
+    ACK_SECONDS.observe(time.perf_counter() - started)
+    return response, status
+
+
+def _receive(state: WebState) -> tuple[Response, int]:
     try:
         body = read_body(state.settings.web.max_body_bytes)
     except BodyError as exc:
@@ -55,13 +72,7 @@ def receive() -> ResponseReturnValue:
         return _error(503, "cannot record the delivery; retry")
     state.wake_relay()
     log.info("accepted delivery=%s bytes=%d", delivery_id, len(body))
-    return Response("EVENT_RECEIVED", 200, mimetype="text/plain")
-
-
-@blueprint.get("/healthz")
-def healthz():
-    """200 while the process serves; tells how many deliveries wait for the broker, and failed."""
-    return jsonify(status="ok", **_state().inbox.counts())
+    return Response("EVENT_RECEIVED", mimetype="text/plain"), 200
 
 
 @blueprint.app_errorhandler(HTTPException)
@@ -77,5 +88,5 @@ def unexpected(exc: Exception):
     return _error(503, "temporarily unavailable; retry")
 
 
-def _error(status: int, message: str):
+def _error(status: int, message: str) -> tuple[Response, int]:
     return jsonify(error=message), status

@@ -16,7 +16,15 @@ from workers.cli.keys import keygen, rotate_keys
 from workers.cli.status import status
 from workers.cli.sync import sync
 from workers.errors import RelayError
-from workers.runtime.data_dir import check_inbox_opens, prepare_encryption, private_dir, private_files
+from workers.runtime.data_dir import (
+    METRICS_ENV,
+    check_inbox_opens,
+    clear_metrics,
+    metrics_dir,
+    prepare_encryption,
+    private_dir,
+    private_files,
+)
 from workers.runtime.settings import Settings
 from workers.runtime.supervisor import LOG_LEVEL_ENV
 
@@ -39,6 +47,7 @@ def _prepared(config: str | None, log_level: str) -> Settings:
         raise click.ClickException(str(exc)) from None
     if notice:
         click.echo(notice, err=True)
+    os.environ.setdefault(METRICS_ENV, str(metrics_dir(settings)))
     return settings
 
 
@@ -70,6 +79,7 @@ def run(config, host, port, web_workers, concurrency, log_level) -> None:
     from workers.runtime.supervisor import run as supervise
 
     settings = _prepared(config, log_level)
+    clear_metrics(settings)  # counts start with the run; `web` and `worker` alone keep theirs
     sys.exit(supervise(settings, host=host, port=port, web_workers=web_workers,
                        concurrency=concurrency))
 

@@ -7,6 +7,7 @@ import time
 
 from workers.delivery.plugins import LoadedHandler
 from workers.errors import HandlerRejected
+from workers.metrics import HANDLER_DELIVERIES
 from workers.records import DeadLetter, DeliveryQueue, Event
 from workers.scheduler import backoff
 from workers.state import Store
@@ -39,6 +40,7 @@ def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
             return _failed(store, loaded, queue, record, exc)
         store.progress.mark_done(name, event_id)
         store.progress.clear_attempts(name, event_id)
+        HANDLER_DELIVERIES.labels(name, "success").inc()
         log.info("delivered event=%s kind=%s handler=%s", event_id, record.get("kind"), name)
     store.queues.dequeue(queue.name, event_id)
     return None
@@ -52,7 +54,9 @@ def _failed(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, record: d
     policy = loaded.config
     exhausted = attempts >= policy.max_attempts or time.time() - first_failure >= policy.max_age
     if not (exhausted or isinstance(exc, HandlerRejected)):
+        HANDLER_DELIVERIES.labels(loaded.name, "retry").inc()
         return backoff(attempts)
+    HANDLER_DELIVERIES.labels(loaded.name, "dead_letter").inc()
     store.dead_letters.add(DeadLetter(
         handler=loaded.name, event=record, attempts=attempts,
         error=f"{type(exc).__name__}: {exc}"[:1000], first_failed_at=first_failure,

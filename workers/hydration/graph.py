@@ -12,6 +12,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from workers.errors import GraphError, GraphPermanent, GraphRetryable, GraphThrottled, GraphTokenInvalid
+from workers.metrics import GRAPH_CALLS
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +47,32 @@ class GraphClient:
         params = dict(params or {})
         if self.app_secret:
             params["appsecret_proof"] = appsecret_proof(self.app_secret, token)
+        endpoint = _endpoint(path)
         try:
             response = self.session.get(f"{self.base}/{path.lstrip('/')}", params=params,
                                         headers={"Authorization": f"Bearer {token}"},
                                         timeout=self.timeout)
         except requests.RequestException as exc:
+            GRAPH_CALLS.labels(endpoint, "transient").inc()
             raise GraphRetryable(f"network error: {type(exc).__name__}") from None
         backoff = usage_backoff(response.headers)
         body = _json_or_none(response)
         if response.status_code >= 400 or body is None or "error" in body:
-            raise classify(response.status_code, body, backoff)
+            error = classify(response.status_code, body, backoff)
+            GRAPH_CALLS.labels(endpoint, OUTCOMES[type(error)]).inc()
+            raise error
+        GRAPH_CALLS.labels(endpoint, "ok").inc()
         return body, backoff
+
+
+OUTCOMES = {GraphThrottled: "throttled", GraphTokenInvalid: "token_invalid",
+            GraphRetryable: "transient", GraphPermanent: "permanent", GraphError: "permanent"}
+
+
+def _endpoint(path: str) -> str:
+    """A label that names the kind of read, not the object (ids would make endless series)."""
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    return last if "/" in path.strip("/") else "node"
 
 
 def appsecret_proof(app_secret: str, token: str) -> str:

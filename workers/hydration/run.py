@@ -13,6 +13,7 @@ from workers.hydration.fallback import unavailable
 from workers.hydration.pending import Pending
 from workers.hydration.planner import Outcome, hydrate_account
 from workers.hydration.reader import ConversationReader
+from workers.metrics import HYDRATION
 from workers.records import Event, HydrationQueue
 from workers.runtime.settings import Account
 from workers.scheduler import backoff
@@ -108,6 +109,8 @@ def _is_paused(rt: Runtime, account: Account) -> bool:
 
 def settle(rt: Runtime, queue: HydrationQueue, events: list[Event]) -> None:
     """Hand settled events to their handlers and take them off the hydration queue."""
+    for event in events:
+        HYDRATION.labels(event.hydration).inc()
     dispatch(rt, events)
     rt.store.queues.dequeue(queue.name, *[event.id for event in events])
 

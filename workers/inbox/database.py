@@ -154,6 +154,12 @@ class Inbox:
                 " COUNT(*) FILTER (WHERE failed_at IS NOT NULL) FROM deliveries").fetchone()
         return {"unpublished": waiting, "failed": failed}
 
+    def oldest_unpublished(self) -> float | None:
+        """When the oldest delivery still waiting for the broker was received (epoch seconds)."""
+        with self._db() as db:
+            row = db.execute("SELECT MIN(received_at) FROM deliveries WHERE published_at IS NULL").fetchone()
+        return row[0] if row else None
+
     def list(self, *, limit: int = 50, since: float | None = None,
              failed: bool = False) -> list[Delivery]:
         """The newest deliveries first (only failed ones if `failed`)."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from workers.delivery.dispatch import dispatch
 from workers.hydration.fallback import unavailable
 from workers.hydration.pending import Pending
+from workers.metrics import EVENTS
 from workers.records import Event, HydrationQueue
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
     ready: list[Event] = []
     hydrating: dict[HydrationQueue, None] = {}  # a dict keeps the order a set would lose
     for event in events:
+        EVENTS.labels(event.kind, event.platform or "none").inc()
         if not force and _brought_by_another(rt, event):
             continue  # a sync or sweep already handed this message to the handlers
         reason = no_hydration_reason(rt, event) if event.hydration == "pending" else None

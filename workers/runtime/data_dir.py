@@ -27,6 +27,20 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # where each process writes its counts for /metrics
+
+
+def metrics_dir(settings: Settings) -> Path:
+    """The directory the processes of this data_dir share their metrics through."""
+    return private_dir(settings.data_dir / "metrics")
+
+
+def clear_metrics(settings: Settings) -> None:
+    """Forget the counts of processes that ran before."""
+    for stale in metrics_dir(settings).glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
 def prepare_encryption(settings: Settings) -> str | None:
     """Make the private Redis's key on first start; warn about a shared Redis without keys.
 

@@ -76,6 +76,7 @@ class WebSettings(Section):
     """`[web]`: limits of the webhook receiver."""
 
     max_body_bytes: int = Field(1024 * 1024, gt=0)
+    ready_backlog_seconds: float = Field(60.0, gt=0)  # /readyz fails when a delivery waits longer
 
 
 class HydrationSettings(Section):

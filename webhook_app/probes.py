@@ -1,0 +1,101 @@
+"""Endpoints for operators and orchestrators: /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from flask import Blueprint, Response, current_app, jsonify
+from flask.typing import ResponseReturnValue
+from kombu import Connection
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from webhook_app import WebState
+
+probes = Blueprint("probes", __name__)
+PROBE_TIMEOUT = 2  # seconds
+
+
+def _state() -> WebState:
+    return current_app.extensions["inbox_relay"]
+
+
+@probes.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    """200 while the process serves; tells how many deliveries wait for the broker, and failed."""
+    return jsonify(status="ok", **_state().inbox.counts())
+
+
+@probes.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """200 when the store and the broker answer and the inbox backlog is young; else 503."""
+    state = _state()
+    checks = {"store": _check(lambda: state.store.health.ping()),
+              "broker": _check(lambda: _broker_answers(state.settings.celery_broker_url)),
+              "backlog": _backlog_check(state)}
+    failed = sorted(name for name, result in checks.items() if result != "ok")
+    body = {"status": "ready" if not failed else "not ready", "failed": failed, "checks": checks,
+            "paused_accounts": _paused_accounts(state)}
+    return jsonify(body), 200 if not failed else 503
+
+
+def _check(probe) -> str:
+    try:
+        probe()
+    except Exception as exc:  # any failure to answer is the answer; its type says which
+        return f"failed: {type(exc).__name__}"
+    return "ok"
+
+
+def _broker_answers(url: str) -> None:
+    with Connection(url, connect_timeout=PROBE_TIMEOUT, transport_options={
+            "socket_timeout": PROBE_TIMEOUT, "socket_connect_timeout": PROBE_TIMEOUT}) as connection:
+        connection.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT)
+
+
+def _backlog_check(state: WebState) -> str:
+    oldest = state.inbox.oldest_unpublished()
+    age = 0.0 if oldest is None else time.time() - oldest
+    limit = state.settings.web.ready_backlog_seconds
+    return "ok" if age <= limit else f"failed: the oldest unpublished delivery is {age:.0f}s old"
+
+
+def _paused_accounts(state: WebState) -> list[str]:
+    try:
+        return [a.page_id for a in state.settings.accounts if state.store.accounts.paused(a.page_id)]
+    except Exception:  # the store is down: the store check says so
+        return []
+
+
+@probes.get("/metrics")
+def metrics() -> ResponseReturnValue:
+    """Prometheus text: the counters of every process, and the inbox and account gauges."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    state = _state()
+    payload = generate_latest(registry) + generate_latest(_GaugeRegistry(state))
+    return Response(payload, mimetype=CONTENT_TYPE_LATEST)
+
+
+class _GaugeRegistry(CollectorRegistry):
+    """Gauges read at scrape time: nothing to keep in step across processes."""
+
+    def __init__(self, state: WebState):
+        super().__init__(auto_describe=False)
+        self.state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The inbox backlog and the paused accounts."""
+        yield GaugeMetricFamily("inbox_relay_inbox_backlog", "Accepted deliveries not yet on the "
+                                "broker", value=self.state.inbox.counts()["unpublished"])
+        yield GaugeMetricFamily("inbox_relay_accounts_paused", "Accounts paused for an invalid token",
+                                value=len(_paused_accounts(self.state)))
