@@ -31,7 +31,7 @@ def _read(n: int) -> bytes:
 def _sample(text: str, name: str) -> float:
     """The value of one sample line of the exposition (0 when absent)."""
     for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{") and line.split(" ")[0] == name:
+        if line.startswith(name + " ") or (line.startswith(name + "{") and line.split(" ")[0] == name):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
@@ -70,3 +70,20 @@ def test_metrics_and_readiness_of_a_running_system():
         relay.cleanup()
         redis_server.kill()
         redis_server.wait(10)
+
+
+def test_json_logs_carry_one_object_per_line_with_the_ids():
+    relay = RelayProcess(lambda d: write_config(d / "c.toml", graph_url="http://127.0.0.1:9", accounts=[]),
+                         run_args=("--log-format", "json"))
+    try:
+        relay.start()
+        assert relay.post(_read(3))[0] == 200
+        [event] = parse_envelope(json.loads(_read(3)))
+        wait_for(lambda: event.id in relay.log.read_text(), message="the delivery in the worker's log")
+        lines = [json.loads(line) for line in relay.log.read_text().splitlines() if line.startswith("{")]
+        messages = [line["message"] for line in lines]
+        assert any(m.startswith("accepted delivery=") for m in messages), "the web worker's line"
+        assert any(event.id in m and "handler=jsonl" in m for m in messages), "the worker's line"
+        assert {"time", "level", "logger", "message"} <= set(lines[0])
+    finally:
+        relay.cleanup()

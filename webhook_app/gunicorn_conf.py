@@ -7,6 +7,7 @@ through a pipe they inherit.
 
 from __future__ import annotations
 
+import encodings.idna  # noqa: F401  (host names: imported here, never lazily in a thread)
 import os
 
 from workers.inbox.relay import build_relay
@@ -18,8 +19,18 @@ def when_ready(server) -> None:
     """Start the relay before the workers are forked; they find the pipe in the environment."""
     wakeup = PipeWakeup.create()
     server.inbox_relay = build_relay(load_settings(), wakeup=wakeup)
+    server.inbox_relay.prepare()
     server.inbox_relay.ensure_running()
     os.environ[WAKE_FD_ENV] = str(wakeup.write_fd)
+
+
+def post_worker_init(worker) -> None:
+    """Serve one request of each kind before real ones: the lazy imports they trigger (codecs,
+    werkzeug, prometheus-client) happen now, alone. Under gevent, two greenlets importing the same
+    module at once can block the import lock for the whole process."""
+    client = worker.wsgi.test_client()
+    for path in ("/healthz", "/metrics", "/webhook"):  # GET /webhook: a handshake, refused
+        client.get(path)
 
 
 def on_exit(server) -> None:

@@ -13,6 +13,8 @@ from gunicorn.glogging import Logger
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
+from workers.runtime import logs
+
 READ_TIMEOUT = 10.0  # seconds a client may stay silent while we wait for its request
 
 
@@ -27,7 +29,16 @@ class ReadTimeoutGeventWorker(GeventWorker):
 
 
 class EscapingLogger(Logger):
-    """Access-log atoms with control characters escaped, so a request cannot forge log lines."""
+    """Access-log atoms with control characters escaped, so a request cannot forge log lines;
+    lines formatted as `--log-format` asks."""
+
+    def setup(self, cfg: Any) -> None:
+        """gunicorn's handlers, with our formatter; our own loggers (root) alike."""
+        super().setup(cfg)
+        logs.configure()
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(logs.formatter())
 
     def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict:
         """gunicorn's atoms, every text escaped."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import setup_logging
 
+from workers.runtime import logs
 from workers.runtime.celery_setup import create_celery
 from workers.runtime.config import load_settings
 from workers.runtime.data_dir import private_files
@@ -20,6 +22,12 @@ def _app_from_environment() -> Celery:
     if settings.embedded and not os.environ.get(SUPERVISED_ENV):
         ensure_embedded_redis(settings)
     return create_celery(settings)
+
+
+@setup_logging.connect
+def _logging(**_kwargs: object) -> None:
+    """Celery leaves logging to us: the level and format the command line asked for."""
+    logs.configure()
 
 
 app = _app_from_environment()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
@@ -16,6 +15,7 @@ from workers.cli.keys import keygen, rotate_keys
 from workers.cli.status import status
 from workers.cli.sync import sync
 from workers.errors import RelayError
+from workers.runtime import logs
 from workers.runtime.data_dir import (
     METRICS_ENV,
     check_inbox_opens,
@@ -26,18 +26,19 @@ from workers.runtime.data_dir import (
     private_files,
 )
 from workers.runtime.settings import Settings
-from workers.runtime.supervisor import LOG_LEVEL_ENV
 
 LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 
 
-def _prepared(config: str | None, log_level: str) -> Settings:
+def _prepared(config: str | None, log_level: str, log_format: str) -> Settings:
     """Settings checked for a long-running command: handlers load, the key opens the inbox; the
     data dir is private, and the private Redis gets a key on first start."""
     from workers.delivery.plugins import load_handlers
 
     settings = _settings(config)
-    os.environ[LOG_LEVEL_ENV] = log_level.lower()
+    os.environ[logs.LEVEL_ENV] = log_level.lower()
+    os.environ[logs.FORMAT_ENV] = log_format.lower()
+    logs.configure()
     try:
         load_handlers(settings)
         private_dir(settings.data_dir)
@@ -51,8 +52,12 @@ def _prepared(config: str | None, log_level: str) -> Settings:
     return settings
 
 
-log_level_option = click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True,
-                                 help="Log level of every process (logs never show text or secrets).")
+def log_options(command):
+    """--log-level and --log-format, for the commands that start processes."""
+    command = click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+                           show_default=True, help="One JSON object per line, or plain text.")(command)
+    return click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True,
+                        help="Log level of every process (logs never show text or secrets).")(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,8 +65,7 @@ log_level_option = click.option("--log-level", type=LOG_LEVELS, default="info", 
 def main() -> None:
     """inbox-relay: receive Messenger and Instagram webhooks, hydrate them, hand them to handlers."""
     private_files()
-    logging.basicConfig(level=os.environ.get(LOG_LEVEL_ENV, "info").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
 
 
 @main.command()
@@ -70,15 +74,15 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 @click.option("--web-workers", default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--concurrency", default=2, show_default=True, help="Celery worker processes.")
-@log_level_option
-def run(config, host, port, web_workers, concurrency, log_level) -> None:
+@log_options
+def run(config, host, port, web_workers, concurrency, log_level, log_format) -> None:
     """Web server and worker together (and the private Redis unless a broker is configured).
 
     Ready when it prints 'inbox-relay ready'; Ctrl-C or SIGTERM stops every process it started.
     """
     from workers.runtime.supervisor import run as supervise
 
-    settings = _prepared(config, log_level)
+    settings = _prepared(config, log_level, log_format)
     clear_metrics(settings)  # counts start with the run; `web` and `worker` alone keep theirs
     sys.exit(supervise(settings, host=host, port=port, web_workers=web_workers,
                        concurrency=concurrency))
@@ -89,13 +93,13 @@ def run(config, host, port, web_workers, concurrency, log_level) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
-@log_level_option
-def web(config, host, port, workers, log_level) -> None:
+@log_options
+def web(config, host, port, workers, log_level, log_format) -> None:
     """The webhook receiver alone (gunicorn); starts the private Redis if none is configured."""
     from workers.runtime.private_redis import ensure_embedded_redis
     from workers.runtime.supervisor import web_command
 
-    settings = _prepared(config, log_level)
+    settings = _prepared(config, log_level, log_format)
     if settings.embedded:
         ensure_embedded_redis(settings, daemonize=True)
     _exec(web_command(host, port, workers), settings)
@@ -104,12 +108,12 @@ def web(config, host, port, workers, log_level) -> None:
 @main.command()
 @config_option
 @click.option("--concurrency", default=2, show_default=True, help="Celery worker processes.")
-@log_level_option
-def worker(config, concurrency, log_level) -> None:
+@log_options
+def worker(config, concurrency, log_level, log_format) -> None:
     """The Celery worker alone; starts the private Redis if none is configured."""
     from workers.runtime.supervisor import worker_command
 
-    settings = _prepared(config, log_level)
+    settings = _prepared(config, log_level, log_format)
     _exec(worker_command(concurrency), settings)
 
 

@@ -31,10 +31,16 @@ def build_relay(settings: Settings, *, wakeup: Wakeup | None = None) -> Relay:
     """A relay for the inbox in settings.data_dir, publishing to the configured broker."""
     # NORMAL: a lost "published" mark only publishes a delivery again, which dedup absorbs.
     inbox = Inbox(settings.data_dir / INBOX_FILE, synchronous="NORMAL")
-    watch = StoreWatch(Store(settings.redis_store_url), inbox)
-    return Relay(inbox, celery_publisher(create_celery(settings), watch.inbox_id), wakeup=wakeup,
-                 watch=watch, replay_window=settings.queue.replay_window,
-                 retention=settings.queue.retention)
+    store = Store(settings.redis_store_url)
+    watch = StoreWatch(store, inbox)
+    celery_app = create_celery(settings)
+    def connect() -> None:
+        store.health.ping()
+        celery_app.connection_for_write().ensure_connection(max_retries=1)
+
+    return Relay(inbox, celery_publisher(celery_app, watch.inbox_id), wakeup=wakeup, watch=watch,
+                 replay_window=settings.queue.replay_window, retention=settings.queue.retention,
+                 connect=connect)
 
 
 Publish = Callable[[Delivery, str], None]
@@ -63,8 +69,9 @@ class Relay:
 
     def __init__(self, inbox: Inbox, publish: Publish, *,
                  retention: float = 7 * 86400.0, wakeup: Wakeup | None = None,
-                 watch: StoreWatch | None = None, replay_window: float = 900.0):
-        self.inbox, self.publish = inbox, publish
+                 watch: StoreWatch | None = None, replay_window: float = 900.0,
+                 connect: Callable[[], None] = lambda: None):
+        self.inbox, self.publish, self.connect = inbox, publish, connect
         self.watch, self.replay_window = watch, replay_window
         self._last_watch = 0.0
         self.retention = retention
@@ -74,6 +81,18 @@ class Relay:
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._last_prune = 0.0
+
+    def prepare(self) -> None:
+        """Reach the store and the broker once from the calling thread, before the relay thread.
+
+        The first connection imports modules (transports, codecs). gunicorn's master forks web
+        workers while the relay thread runs: a fork in the middle of an import leaves the child a
+        module lock nobody will release. Importing here, before any thread, closes that window.
+        """
+        try:
+            self.connect()
+        except Exception as exc:  # down now: the thread waits it out as it always does
+            log.warning("relay: store or broker not reachable yet (%s)", type(exc).__name__)
 
     def ensure_running(self) -> None:
         """Start the thread in this process (again after a fork: threads do not survive one)."""

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 
+from workers.runtime import logs
 from workers.runtime.private_redis import ensure_embedded_redis, stop_embedded_redis
 from workers.runtime.settings import Settings
 
@@ -18,17 +19,10 @@ MAX_RESTARTS = 5       # restarts of one component within CRASH_WINDOW before gi
 CRASH_WINDOW = 60.0
 
 
-LOG_LEVEL_ENV = "INBOX_RELAY_LOG_LEVEL"  # set by the CLI's --log-level; children inherit it
-
-
-def _log_level() -> str:
-    return os.environ.get(LOG_LEVEL_ENV, "info")
-
-
 def web_command(host: str, port: int, workers: int) -> list[str]:
     """gunicorn serving the Flask app (gevent workers; the relay runs in its master)."""
     return [sys.executable, "-m", "gunicorn", "--config", "python:webhook_app.gunicorn_conf",
-            "--workers", str(workers), "--log-level", _log_level(),
+            "--workers", str(workers), "--log-level", logs.level(),
             "--bind", f"{host}:{port}", "--graceful-timeout", "10",
             "webhook_app:create_app()"]
 
@@ -36,7 +30,7 @@ def web_command(host: str, port: int, workers: int) -> list[str]:
 def worker_command(concurrency: int) -> list[str]:
     """A Celery worker on the inbox-relay queue."""
     return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-            "--loglevel", _log_level().upper(), "--concurrency", str(concurrency), "--queues", "inbox-relay",
+            "--loglevel", logs.level().upper(), "--concurrency", str(concurrency), "--queues", "inbox-relay",
             "--without-gossip", "--without-mingle"]
 
 
@@ -72,8 +66,13 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
         print(f"inbox-relay: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
+        parts = ", ".join([*children, *(["the private redis"] if redis_process else [])])
+        print(f"inbox-relay: stopping {parts} (work in flight finishes or goes back to the queue)",
+              flush=True)
+        started = time.monotonic()
         _stop_all(list(children.values()))
         stop_embedded_redis(redis_process)
+        print(f"inbox-relay: stopped in {time.monotonic() - started:.1f}s", flush=True)
 
 
 class CrashLoop(Exception):

@@ -1,0 +1,42 @@
+"""Logging for every process: text or one JSON object per line (`--log-format`), at `--log-level`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+LEVEL_ENV = "INBOX_RELAY_LOG_LEVEL"    # set by the CLI's --log-level; children inherit it
+FORMAT_ENV = "INBOX_RELAY_LOG_FORMAT"  # set by the CLI's --log-format
+TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers; an exception shows as its type only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as JSON."""
+        line = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                "message": record.getMessage(), "process": record.process}
+        if record.exc_info and record.exc_info[0] is not None:
+            line["exception"] = record.exc_info[0].__name__
+        return json.dumps(line, ensure_ascii=False)
+
+
+def level() -> str:
+    """The level asked for (default info)."""
+    return os.environ.get(LEVEL_ENV, "info")
+
+
+def formatter() -> logging.Formatter:
+    """The formatter asked for (default text)."""
+    return JsonFormatter() if os.environ.get(FORMAT_ENV) == "json" else logging.Formatter(TEXT)
+
+
+def configure() -> None:
+    """The root logger of this process: one stderr handler, the asked level and format."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level().upper())
