@@ -160,7 +160,7 @@ def test_the_gap_sweep_finds_a_message_no_webhook_brought(rt, world):
     start = time.time() - 600
     build_world(world, 2, 3, start=start)
     for mid in ("m_0_0", "m_0_1", "m_0_2", "m_1_0", "m_1_2"):  # m_1_1's webhook never came
-        rt.store.sightings.claim(PAGE, mid, f"evt_webhook_{mid}")
+        rt.store.sightings.claim(PAGE, mid, f"evt_webhook_{mid}", "webhook")
     job = run_to_end(rt, start_or_resume(rt, PAGE, platform="messenger", since=start - 1, mode="sweep"))
     [found] = delivered(rt)
     assert (found["mid"], found["source"], job.new_messages) == ("m_1_1", "sweep", 1)
@@ -171,7 +171,7 @@ def test_due_sweeps_run_as_tasks_and_count_what_they_find(rt, world):
 
     start = time.time() - 900
     build_world(world, 1, 2, start=start)
-    rt.store.sightings.claim(PAGE, "m_0_0", "evt_webhook_m_0_0")
+    rt.store.sightings.claim(PAGE, "m_0_0", "evt_webhook_m_0_0", "webhook")
     sent: list[tuple] = []
     rt.scheduler.send_task = lambda name, args, countdown: sent.append((name, args))
     rt.store.sync_jobs.mark_swept(PAGE, "all", start - 1)  # swept long ago: a sweep is due

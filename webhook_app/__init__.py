@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from webhook_app.state import WebState
 from workers.crypto import Codec
 from workers.inbox.database import INBOX_FILE, Inbox
 from workers.inbox.relay import build_relay
@@ -17,17 +17,6 @@ from workers.state import Store
 
 if TYPE_CHECKING:
     from flask import Flask
-
-
-@dataclass(frozen=True)
-class WebState:
-    """What the routes need: settings, the inbox, and how to wake the relay that drains it."""
-
-    settings: Settings
-    inbox: Inbox
-    wake_relay: Callable[[], None]
-    codec: Codec
-    store: Store
 
 
 def create_app(settings: Settings | None = None, *, start_relay: bool = True) -> Flask:

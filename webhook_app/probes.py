@@ -6,24 +6,24 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from flask.typing import ResponseReturnValue
 from kombu import Connection
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from webhook_app.state import WebState, web_state
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from webhook_app import WebState
 
 probes = Blueprint("probes", __name__)
 PROBE_TIMEOUT = 2  # seconds
 
 
 def _state() -> WebState:
-    return current_app.extensions["inbox_relay"]
+    return web_state()
 
 
 @probes.get("/healthz")

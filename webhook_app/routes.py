@@ -6,18 +6,15 @@ import hmac
 import logging
 import sqlite3
 import time
-from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from webhook_app.body import BodyError, envelope_problem, read_body
 from webhook_app.signature import SignatureError, verify
+from webhook_app.state import WebState, web_state
 from workers.metrics import ACK_SECONDS, DELIVERIES
-
-if TYPE_CHECKING:
-    from webhook_app import WebState
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("webhook", __name__)
@@ -28,7 +25,7 @@ OUTCOMES = {200: "accepted", 403: "bad_signature", 413: "too_large", 400: "bad_r
 
 
 def _state() -> WebState:
-    return current_app.extensions["inbox_relay"]
+    return web_state()
 
 
 @blueprint.get("/webhook")

@@ -44,7 +44,10 @@ def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
 def _brought_by_another(rt: Runtime, event: Event) -> bool:
     if event.hydration != "pending" or not event.mid:
         return False
-    return rt.store.sightings.claim(event.account_id or "", event.mid, event.id) == "other"
+    # Webhooks that differ for one message (say, messaging and standby) all go on; only a
+    # message a sync or sweep already brought is left out.
+    seen = rt.store.sightings.claim(event.account_id or "", event.mid, event.id, event.source)
+    return seen in ("sync", "sweep")
 
 
 def _every_handler_has(rt: Runtime, event: Event) -> bool:

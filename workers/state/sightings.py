@@ -7,7 +7,9 @@ from typing import Literal
 
 from workers.state.base import Concern, text
 
-Sighting = Literal["new", "again", "other"]
+# "new", "again" (the same event once more), or the source of the other event that came first
+Sighting = Literal["new", "again", "webhook", "sync", "sweep"]
+SOURCES: dict[str, Sighting] = {"webhook": "webhook", "sync": "sync", "sweep": "sweep"}
 
 
 class Sightings(Concern):
@@ -15,14 +17,15 @@ class Sightings(Concern):
 
     ttl: float = 30 * 86400.0
 
-    def claim(self, account_id: str, mid: str, event_id: str) -> Sighting:
-        """Record that `event_id` brings `mid`: "new" the first time, "again" for the same event
-        once more, "other" when another event brought the message first."""
+    def claim(self, account_id: str, mid: str, event_id: str, source: str) -> Sighting:
+        """Record that `event_id` (from `source`) brings `mid`; see `Sighting` for the answer."""
         key = self._key("seen", account_id, mid)
-        if self._redis.set(key, event_id, nx=True, ex=int(self.ttl)):
+        if self._redis.set(key, f"{source}:{event_id}", nx=True, ex=int(self.ttl)):
             return "new"
-        first = self._redis.get(key)
-        return "again" if first is None or text(first) == event_id else "other"
+        first_source, _, first_id = text(self._redis.get(key) or "").partition(":")
+        if not first_id or first_id == event_id:
+            return "again"
+        return SOURCES.get(first_source, "again")
 
     def seen(self, account_id: str, mid: str) -> bool:
         """Whether any event brought `mid`."""

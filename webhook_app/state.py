@@ -1,0 +1,29 @@
+"""What the routes share: settings, the inbox, the store, the codec, and how to wake the relay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app
+
+from workers.crypto import Codec
+from workers.inbox.database import Inbox
+from workers.runtime.settings import Settings
+from workers.state import Store
+
+
+@dataclass(frozen=True)
+class WebState:
+    """The app's collaborators, made once by create_app."""
+
+    settings: Settings
+    inbox: Inbox
+    wake_relay: Callable[[], None]
+    codec: Codec
+    store: Store
+
+
+def web_state() -> WebState:
+    """The state of the app serving this request."""
+    return current_app.extensions["inbox_relay"]
