@@ -4,6 +4,7 @@ Conversations API reads (`/{page}/conversations`, `/{conversation}`, `/{message}
 `messages.limit(N){...}` fields, cursor paging, details for the 20 newest messages only, a per-account
 rate limit (code 613), injected transient 500s (code 2), invalid tokens (code 190),
 `appsecret_proof` checks and usage headers. It counts every call so tests and benchmarks can.
+The Page node and its `subscribed_apps` edge (GET and POST) are in `tests/fake_graph_pages.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from tests.fake_graph_pages import answer_setup, is_setup_path
 
 NEWEST_WITH_DETAILS = 20
 DEFAULT_PAGE = 25
@@ -57,6 +60,10 @@ class GraphWorld:
         self.nested_details = True            # False: nested messages come as ids only
         self.max_page = 100                   # the most items one page holds, whatever the limit
         self.refuse_listing = False           # True: a listing without user_id asks for less data
+        self.app_name, self.app_id = "inbox-relay test app", "1234567890123456"
+        self.page_names: dict[str, str] = {}
+        self.subscriptions: dict[str, list[str]] = {}  # page id -> the app's subscribed webhook fields
+        self.setup_calls: list[dict] = []     # page reads and subscriptions: not Conversations API calls
 
     # -- building the world ---------------------------------------------------------------
     def add_account(self, page_id: str, token: str) -> None:
@@ -99,19 +106,22 @@ class GraphWorld:
         return self.count(code=613)
 
     # -- answering ------------------------------------------------------------------------
-    def answer(self, path: str, query: dict[str, str], token: str) -> tuple[int, dict, dict]:
-        """Answer one GET; `token` comes from the Authorization header (or the query string)."""
+    def answer(self, path: str, query: dict[str, str], token: str,
+               method: str = "GET") -> tuple[int, dict, dict]:
+        """Answer one call; `token` comes from the Authorization header (or the query string)."""
         with self.lock:
-            status, body = self._answer(path, query, token)
+            setup = is_setup_path(self, path.strip("/").split("/"))
+            status, body = self._answer(path, query, token, method)
             page_id = self.tokens.get(token)
-            self.calls.append({"path": path, "status": status, "page_id": page_id,
-                               "token_in_url": "access_token" in query,
-                               "code": body.get("error", {}).get("code") if isinstance(body, dict) else None,
-                               "at": time.monotonic()})
+            log = self.setup_calls if setup else self.calls
+            log.append({"path": path, "method": method, "status": status, "page_id": page_id,
+                        "token_in_url": "access_token" in query,
+                        "code": body.get("error", {}).get("code") if isinstance(body, dict) else None,
+                        "at": time.monotonic()})
             headers = {"X-Business-Use-Case-Usage": self.usage_header} if self.usage_header else {}
             return status, body, headers
 
-    def _answer(self, path: str, query: dict, token: str) -> tuple[int, dict]:
+    def _answer(self, path: str, query: dict, token: str, method: str) -> tuple[int, dict]:
         page_id = self.tokens.get(token)
         if page_id is None or token in self.revoked:
             return 400, _error(190, "Error validating access token: The session has been invalidated.",
@@ -119,6 +129,11 @@ class GraphWorld:
         if self.app_secret and query.get("appsecret_proof") != _proof(self.app_secret, token):
             return 400, _error(100, "API calls from the server require an appsecret_proof argument",
                                "GraphMethodException")
+        parts = path.strip("/").split("/")
+        if is_setup_path(self, parts):
+            return answer_setup(self, method, parts, query, page_id)
+        if method != "GET":
+            return 400, _error(100, "Unsupported post request.", "GraphMethodException", 33)
         if self._over_limit(page_id):
             return 400, _error(613, "Calls to this API have exceeded the rate limit",
                                "FacebookApiException")
@@ -249,12 +264,20 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        self._respond("GET")
+
+    def do_POST(self) -> None:
+        self._respond("POST")
+
+    def _respond(self, method: str) -> None:
         url = urlparse(self.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        form = self.rfile.read(length).decode() if length else ""  # a form body, as SDKs send it
+        query = {k: v[0] for k, v in parse_qs(f"{form}&{url.query}").items()}
         path = re.sub(r"^/v\d+\.\d+", "", url.path)
         bearer = self.headers.get("Authorization", "")
         token = bearer[len("Bearer "):] if bearer.startswith("Bearer ") else query.get("access_token", "")
-        status, body, headers = self.world.answer(path, query, token)
+        status, body, headers = self.world.answer(path, query, token, method)
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 import redis
@@ -29,8 +30,10 @@ class Duration(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+DEFAULT_CONFIG = "inbox-relay.toml"  # in the current directory, when neither --config nor the variable
 config_option = click.option("--config", type=click.Path(dir_okay=False), envvar="INBOX_RELAY_CONFIG",
-                             help="TOML configuration file (default: $INBOX_RELAY_CONFIG).")
+                             help="TOML configuration file (default: $INBOX_RELAY_CONFIG, "
+                                  f"else ./{DEFAULT_CONFIG} if it exists).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 body_option = click.option("--show-body", is_flag=True,
                            help="Include message text and raw webhook data (hidden by default).")
@@ -38,6 +41,11 @@ body_option = click.option("--show-body", is_flag=True,
 
 def settings_or_exit(config: str | None) -> Settings:
     """Load the configuration, or stop with its error as a clean command-line message."""
+    if not config:
+        if not Path(DEFAULT_CONFIG).is_file():
+            raise click.ClickException(f"no configuration: pass --config FILE, set INBOX_RELAY_CONFIG, "
+                                       f"or write ./{DEFAULT_CONFIG} with `inbox-relay init`")
+        config = DEFAULT_CONFIG
     try:
         return load_settings(config)
     except RelayError as exc:

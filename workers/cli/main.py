@@ -7,12 +7,16 @@ import sys
 
 import click
 
+from workers.cli.check import check
 from workers.cli.common import config_option
 from workers.cli.common import settings_or_exit as _settings
 from workers.cli.dead_letters import dead_letters
 from workers.cli.deliveries import deliveries
+from workers.cli.init import init
 from workers.cli.keys import keygen, rotate_keys
+from workers.cli.send_test_event import send_test_event
 from workers.cli.status import status
+from workers.cli.subscribe import subscribe_command
 from workers.cli.sync import sync
 from workers.errors import RelayError
 from workers.runtime import logs
@@ -80,10 +84,12 @@ def run(config, host, port, web_workers, concurrency, log_level, log_format) -> 
 
     Ready when it prints 'inbox-relay ready'; Ctrl-C or SIGTERM stops every process it started.
     """
+    from workers.connect.probe import probe_tokens_in_background
     from workers.runtime.supervisor import run as supervise
 
     settings = _prepared(config, log_level, log_format)
     clear_metrics(settings)  # counts start with the run; `web` and `worker` alone keep theirs
+    probe_tokens_in_background(settings)  # a one-line warning per account whose token fails
     sys.exit(supervise(settings, host=host, port=port, web_workers=web_workers,
                        concurrency=concurrency))
 
@@ -128,6 +134,10 @@ main.add_command(status)
 main.add_command(sync)
 main.add_command(keygen)
 main.add_command(rotate_keys)
+main.add_command(init)
+main.add_command(check)
+main.add_command(subscribe_command)
+main.add_command(send_test_event)
 
 if __name__ == "__main__":
     main()

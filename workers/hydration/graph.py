@@ -24,7 +24,7 @@ PRESSURE_WAIT = 30.0
 
 
 class GraphClient:
-    """GETs from the Graph API with a timeout on every call; raises GraphError subclasses."""
+    """GETs from (and POSTs to) the Graph API with a timeout on every call; raises GraphError subclasses."""
 
     def __init__(self, base_url: str, version: str, *, app_secret: str | None = None,
                  timeout: float = 10.0):
@@ -44,14 +44,21 @@ class GraphClient:
         The token travels in the Authorization header, never in the URL, which urllib3, proxies
         and access logs print.
         """
+        return self._request("GET", path, token=token, params=params)
+
+    def post(self, path: str, *, token: str, params: dict | None = None) -> tuple[dict, float]:
+        """POST to an edge (parameters in the query string, as Meta documents them); like `get`."""
+        return self._request("POST", path, token=token, params=params)
+
+    def _request(self, method: str, path: str, *, token: str, params: dict | None) -> tuple[dict, float]:
         params = dict(params or {})
         if self.app_secret:
             params["appsecret_proof"] = appsecret_proof(self.app_secret, token)
         endpoint = _endpoint(path)
         try:
-            response = self.session.get(f"{self.base}/{path.lstrip('/')}", params=params,
-                                        headers={"Authorization": f"Bearer {token}"},
-                                        timeout=self.timeout)
+            response = self.session.request(method, f"{self.base}/{path.lstrip('/')}", params=params,
+                                            headers={"Authorization": f"Bearer {token}"},
+                                            timeout=self.timeout)
         except requests.RequestException as exc:
             GRAPH_CALLS.labels(endpoint, "transient").inc()
             raise GraphRetryable(f"network error: {type(exc).__name__}") from None

@@ -1,0 +1,65 @@
+"""`inbox-relay check`: is the configuration valid, does each page token work, is each page
+subscribed to the webhook fields inbox-relay needs, is a shared Redis encrypted."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from workers.cli.common import config_option, settings_or_exit
+from workers.connect.checks import Finding, check_account, check_settings, graph_client, redact
+from workers.errors import RelayError
+from workers.runtime.settings import Settings
+
+
+@click.command("check")
+@config_option
+def check(config: str | None) -> None:
+    """Check the set-up against Meta; exit 1, naming what is wrong, if anything is.
+
+    \b
+    - the configuration is valid and its handlers load;
+    - each account's token reads its page (GET /{page-id}?fields=id,name);
+    - each page's app subscription (GET /{page-id}/subscribed_apps) has every webhook field
+      inbox-relay needs (fix: `inbox-relay subscribe --account ID`);
+    - a shared Redis has [security] encryption_keys, or plaintext = true.
+
+    Tokens and secrets are never printed.
+    """
+    settings = settings_or_exit(config)
+    findings = [Finding("configuration", True, f"{settings.source} is valid"), _handlers_finding(settings),
+                *check_settings(settings)]
+    graph = graph_client(settings)
+    for account in settings.accounts:
+        findings += check_account(graph, account)
+    for finding in findings:
+        click.echo(f"{'ok  ' if finding.ok else 'FAIL'}  {finding.subject}: {_clean(finding.text, settings)}")
+    failed = list(dict.fromkeys(f.subject for f in findings if not f.ok))
+    if failed:
+        click.echo(f"{len(failed)} to fix: {', '.join(failed)}", err=True)
+        sys.exit(1)
+    click.echo(f"all good: {len(settings.accounts)} account(s) ready for Meta's webhooks")
+
+
+def _handlers_finding(settings: Settings) -> Finding:
+    from workers.delivery.plugins import load_handlers
+
+    try:
+        names = list(load_handlers(settings))
+    except RelayError as exc:
+        return Finding("handlers", False, str(exc))
+    if not names:
+        return Finding("handlers", False, "no [[handlers]]: events would reach nobody "
+                                          "(add one, e.g. type = \"jsonl\")")
+    return Finding("handlers", True, f"loaded: {', '.join(names)}")
+
+
+def _clean(text: str, settings: Settings) -> str:
+    """The text without any configured secret, whatever it quotes."""
+    for account in settings.accounts:
+        text = redact(text, account)
+    for secret in (*settings.meta.app_secrets, settings.meta.verify_token):
+        if len(secret) >= 6:  # a shorter one would be found in ordinary words
+            text = text.replace(secret, "<secret>")
+    return text

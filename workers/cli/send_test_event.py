@@ -1,0 +1,124 @@
+"""`inbox-relay send-test-event`: post signed deliveries built as Meta builds them, and optionally
+wait until the handler has them."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+import requests
+
+from workers.cli.common import Duration, config_option, settings_or_exit
+from workers.connect.arrival import JsonlWatch, jsonl_file, wait_for_records
+from workers.connect.samples import KINDS, PLATFORMS, build_delivery, signed_headers, wire_bytes
+from workers.ingest.parse import parse_envelope
+from workers.runtime.settings import Settings
+
+DEFAULT_URL = "http://127.0.0.1:8000/webhook"
+# Used when no [[accounts]] is configured: inbox-relay delivers such events without hydration.
+STAND_IN_IDS = {"messenger": "111899832631525", "instagram": "17841400000000000"}
+
+
+@click.command("send-test-event")
+@config_option
+@click.argument("kind", type=click.Choice(KINDS), metavar="KIND")
+@click.option("--platform", type=click.Choice(PLATFORMS), default="messenger", show_default=True,
+              help="Messenger (entry.id: the page id) or Instagram (the account's instagram_id).")
+@click.option("--to", "url", default=DEFAULT_URL, show_default=True, metavar="URL",
+              help="The webhook URL (another port if `inbox-relay run --port` says so).")
+@click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True, metavar="N",
+              help="How many deliveries to send.")
+@click.option("--wait", is_flag=True,
+              help="Wait until the events reach the jsonl handler; print their records.")
+@click.option("--timeout", type=Duration(), default="60", show_default=True, metavar="SECONDS",
+              help="How long --wait waits (90, 2m, ...).")
+def send_test_event(config: str | None, kind: str, platform: str, url: str, count: int, wait: bool,
+                    timeout: float) -> None:
+    """Post a test delivery of KIND, signed with the first app secret, to the webhook.
+
+    \b
+    KIND: text (with non-ASCII characters), attachment (an image), echo (a reply sent by the
+    page), reaction, read, postback, edit (Messenger only), batch (one delivery of two entries
+    with several items). entry.id is the first account's page id (instagram_id with
+    --platform instagram). Messages and echoes go through hydration: one the Graph API does not
+    know arrives with "hydration": "unavailable" after about ten seconds.
+
+    \b
+      inbox-relay send-test-event text --wait
+    """
+    settings = settings_or_exit(config)
+    if kind == "edit" and platform == "instagram":
+        raise click.UsageError("Meta sends message edits on Messenger only")
+    account_id = _entry_id(settings, platform)
+    envelopes = [build_delivery(kind, platform, account_id) for _ in range(count)]
+    event_ids = [e.id for envelope in envelopes for e in parse_envelope(envelope)]
+    watch = _watch(settings, envelopes) if wait else None
+    rejected = sum(not _post(settings, url, envelope, kind, n, count) for n, envelope in enumerate(envelopes))
+    if rejected:
+        raise click.ClickException(f"{rejected} of {count} deliveries were not accepted")
+    if watch is not None:
+        _wait(watch, event_ids, timeout)
+
+
+def _entry_id(settings: Settings, platform: str) -> str:
+    if not settings.accounts:
+        click.echo(f"no [[accounts]] configured: sending as test account {STAND_IN_IDS[platform]}, "
+                   "whose messages are delivered without hydration", err=True)
+        return STAND_IN_IDS[platform]
+    account = settings.accounts[0]
+    if platform == "instagram":
+        if not account.instagram_id:
+            raise click.ClickException(f"account {account.page_id} has no instagram_id: add the linked "
+                                       "Instagram professional account's id to send Instagram events")
+        return account.instagram_id
+    return account.page_id
+
+
+def _watch(settings: Settings, envelopes: list[dict]) -> JsonlWatch:
+    kinds = {event.kind for envelope in envelopes for event in parse_envelope(envelope)}
+    path = jsonl_file(settings, kinds)
+    if path is None:
+        raise click.ClickException(f"cannot wait: no jsonl handler takes {', '.join(sorted(kinds))} events "
+                                   "(leave out --wait and look where your handlers put events)")
+    return JsonlWatch(path)
+
+
+def _post(settings: Settings, url: str, envelope: dict, kind: str, n: int, count: int) -> bool:
+    body = wire_bytes(envelope)
+    headers = signed_headers(settings.meta.app_secrets[0], body)
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=10)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"cannot reach {_shown(url)} ({type(exc).__name__}): is inbox-relay "
+                                   "running? Start it with `inbox-relay run`, or pass --to with its "
+                                   "webhook URL") from None
+    answer = " ".join(response.text.split())[:200]
+    items = sum(len(entry["messaging"]) for entry in envelope["entry"])
+    click.echo(f"{n + 1}/{count} {kind} ({items} item(s)): {response.status_code} {answer}")
+    if response.status_code == 403:
+        click.echo("  the webhook refused the signature: is its [meta] app_secrets the same as this "
+                   "configuration's?", err=True)
+    return response.status_code == 200
+
+
+def _wait(watch: JsonlWatch, event_ids: list[str], timeout: float) -> None:
+    click.echo(f"waiting up to {timeout:.0f}s for {len(event_ids)} event(s) in {watch.path} ...", err=True)
+    try:
+        records = wait_for_records(watch, event_ids, timeout=timeout)
+    except TimeoutError as exc:
+        raise click.ClickException(f"timed out after {timeout:.0f}s: not in {watch.path} yet: {exc}. "
+                                   "Is a worker running? `inbox-relay status` shows what waits") from None
+    for record in records:
+        click.echo(json.dumps(record, ensure_ascii=False))
+
+
+def _shown(url: str) -> str:
+    """The URL without a password it may carry."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+

@@ -1,0 +1,65 @@
+"""`inbox-relay subscribe`: subscribe the app to a page's webhook fields with the page token."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from workers.cli.common import config_option, settings_or_exit
+from workers.connect.checks import NEEDED_FIELDS, describe, graph_client, subscribe, subscribed_fields
+from workers.errors import GraphError
+from workers.runtime.settings import Account, Settings
+
+FIELD = re.compile(r"^[a-z_]+$")
+
+
+def _fields(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
+    if value is None:
+        return list(NEEDED_FIELDS)
+    fields = list(dict.fromkeys(f.strip() for f in value.split(",") if f.strip()))
+    bad = [f for f in fields if not FIELD.match(f)]
+    if not fields or bad:
+        raise click.BadParameter(f"expected webhook field names separated by commas, such as "
+                                 f"messages,message_reads; got {value!r}")
+    return fields
+
+
+@click.command("subscribe")
+@config_option
+@click.option("--account", "account_id", required=True, metavar="ID",
+              help="The page id (or the account's instagram_id) from the configuration.")
+@click.option("--fields", callback=_fields, metavar="F1,F2,...",
+              help="Webhook fields to subscribe to (default: the ones inbox-relay needs: "
+                   f"{', '.join(NEEDED_FIELDS)}).")
+def subscribe_command(config: str | None, account_id: str, fields: list[str]) -> None:
+    """Subscribe the app to the page's webhooks (POST /{page-id}/subscribed_apps), with the
+    account's page token; then print the fields the page sends now.
+
+    The token needs pages_manage_metadata. Meta sends a field only if the app subscribes to it in
+    the App Dashboard too (Webhooks > Page); Instagram's fields are chosen there alone.
+    """
+    settings = settings_or_exit(config)
+    account = _account(settings, account_id)
+    graph = graph_client(settings)
+    try:
+        subscribe(graph, account, fields)
+        found = subscribed_fields(graph, account)
+    except GraphError as exc:
+        raise click.ClickException(f"account {account.page_id}: "
+                                   f"{describe(exc, account, 'cannot subscribe')}") from None
+    app, now = found if found else (None, [])
+    click.echo(f"account {account.page_id}: app {app!r} is now subscribed to: {', '.join(now) or 'nothing'}")
+    missing = [field for field in NEEDED_FIELDS if field not in now]
+    if missing:
+        click.echo(f"note: inbox-relay also needs {', '.join(missing)}; without them those events "
+                   "never arrive", err=True)
+
+
+def _account(settings: Settings, account_id: str) -> Account:
+    account = settings.account_for(account_id)
+    if account is None:
+        known = ", ".join(a.page_id for a in settings.accounts) or "none"
+        raise click.ClickException(f"no [[accounts]] entry with page id {account_id} in "
+                                   f"{settings.source} (configured: {known})")
+    return account
