@@ -16,14 +16,14 @@ def dispatch(rt: Runtime, events: list[Event]) -> None:
     All are queued, oldest first, before any drain task starts, so that a handler sees them in
     timestamp order.
     """
-    queues: dict[DeliveryQueue, None] = {}
-    for event in sorted(events, key=lambda e: e.timestamp or 0):
-        for loaded in rt.handlers.values():
-            if loaded.accepts(event.kind) and not rt.store.progress.is_done(loaded.name, event.id):
-                queue = DeliveryQueue.of(loaded.name, event)
-                enqueue(rt, queue, event)
-                queues[queue] = None
-    for queue in queues:
+    wanted = [(loaded.name, event) for event in sorted(events, key=lambda e: e.timestamp or 0)
+              for loaded in rt.handlers.values() if loaded.accepts(event.kind)]
+    done = rt.store.progress.done_many([(name, event.id) for name, event in wanted])
+    todo = [(DeliveryQueue.of(name, event), event) for (name, event), had in zip(wanted, done, strict=True)
+            if not had]
+    rt.store.queues.enqueue_many([(queue.name, event.id, event.to_dict(), event.timestamp or 0)
+                                  for queue, event in todo])
+    for queue in dict.fromkeys(queue for queue, _ in todo):  # each queue once, in order
         rt.scheduler.schedule(queue)
 
 

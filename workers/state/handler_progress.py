@@ -22,6 +22,15 @@ class HandlerProgress(Concern):
         """Whether `handler` already succeeded with this event."""
         return bool(self._redis.exists(self._key("done", handler, event_id)))
 
+    def done_many(self, pairs: list[tuple[str, str]]) -> list[bool]:
+        """`is_done` for many (handler, event id) pairs in one round trip."""
+        if not pairs:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for handler, event_id in pairs:
+            pipe.exists(self._key("done", handler, event_id))
+        return [bool(found) for found in pipe.execute()]
+
     def forget_done(self, handler: str, event_id: str) -> None:
         """Allow an event to be handed to `handler` again (a forced replay)."""
         self._redis.delete(self._key("done", handler, event_id))

@@ -12,12 +12,20 @@ class WorkQueues(Concern):
 
     def enqueue(self, queue: str, item_id: str, body: dict, *, score: float) -> None:
         """Add or replace an item, ordered by `score`."""
+        self.enqueue_many([(queue, item_id, body, score)])
+
+    def enqueue_many(self, items: list[tuple[str, str, dict, float]]) -> None:
+        """Add or replace (queue, item id, body, score) items, in one round trip."""
+        if not items:
+            return
         pipe = self._redis.pipeline()
-        pipe.hset(self._key("qi", queue), item_id, self._dump(body))
-        pipe.zadd(self._key("q", queue), {item_id: score})
-        pipe.expire(self._key("qi", queue), ITEM_TTL)
-        pipe.expire(self._key("q", queue), ITEM_TTL)
-        pipe.sadd(self._key("queues"), queue)
+        for queue, item_id, body, score in items:
+            pipe.hset(self._key("qi", queue), item_id, self._dump(body))
+            pipe.zadd(self._key("q", queue), {item_id: score})
+        for queue in {item[0] for item in items}:
+            pipe.expire(self._key("qi", queue), ITEM_TTL)
+            pipe.expire(self._key("q", queue), ITEM_TTL)
+            pipe.sadd(self._key("queues"), queue)
         pipe.execute()
 
     def update(self, queue: str, item_id: str, body: dict) -> None:

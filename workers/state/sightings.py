@@ -22,11 +22,29 @@ class Sightings(Concern):
         key = self._key("seen", account_id, mid)
         if self._redis.set(key, f"{source}:{event_id}", nx=True, ex=int(self.ttl)):
             return "new"
-        first_source, _, first_id = text(self._redis.get(key) or "").partition(":")
-        if not first_id or first_id == event_id:
-            return "again"
-        return SOURCES.get(first_source, "again")
+        return _compare(self._redis.get(key), event_id)
+
+    def claim_many(self, items: list[tuple[str, str, str, str]]) -> list[Sighting]:
+        """`claim` for many (account id, mid, event id, source) items in two round trips."""
+        if not items:
+            return []
+        keys = [self._key("seen", account_id, mid) for account_id, mid, _, _ in items]
+        pipe = self._redis.pipeline(transaction=False)
+        for key, (_, _, event_id, source) in zip(keys, items, strict=True):
+            pipe.set(key, f"{source}:{event_id}", nx=True, ex=int(self.ttl))
+        created = pipe.execute()
+        firsts = self._redis.mget(keys)
+        return ["new" if made else _compare(first, event_id)
+                for made, first, (_, _, event_id, _) in zip(created, firsts, items, strict=True)]
 
     def seen(self, account_id: str, mid: str) -> bool:
         """Whether any event brought `mid`."""
         return bool(self._redis.exists(self._key("seen", account_id, mid)))
+
+
+def _compare(first: bytes | str | None, event_id: str) -> Sighting:
+    """Whether the event that brought a message first is `event_id`, else its source."""
+    first_source, _, first_id = text(first or "").partition(":")
+    if not first_id or first_id == event_id:
+        return "again"
+    return SOURCES.get(first_source, "again")

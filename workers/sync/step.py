@@ -123,8 +123,10 @@ def _deliver(rt: Runtime, job: SyncJob, account: Account, conversation_id: str,
     platform = job.platform or "messenger"
     events = [message_event(m, account=account, platform=platform, conversation_id=conversation_id,
                             source=job.mode) for m in messages if m.get("id")]
-    sightings = {e.id: rt.store.sightings.claim(e.account_id or "", e.mid or "", e.id, e.source)
-                 for e in events if _wanted(job, e)}
+    events = [e for e in events if _wanted(job, e)]
+    claims = rt.store.sightings.claim_many([(e.account_id or "", e.mid or "", e.id, e.source)
+                                            for e in events])
+    sightings = dict(zip((e.id for e in events), claims, strict=True))
     job.messages += len(sightings)
     job.new_messages += sum(1 for seen in sightings.values() if seen == "new")
     dispatch(rt, [e for e in events if sightings.get(e.id) in ("new", "again")])
