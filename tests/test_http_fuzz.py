@@ -14,7 +14,7 @@ must get; the inbox is counted before and after every request. For every request
   is 400; over the limit 413; a body within the limit without a valid signature 403;
 - the handshake echoes hub.challenge exactly when hub.mode and hub.verify_token match, else 403.
 
-Where the code departs from the contract, the departure has its own strict xfail test at the end
+Edge cases the fuzz found (and that are now fixed) have their own tests at the end
 (with a minimal reproducer), and the properties check only the safety invariants for those inputs:
 a body cut short of its Content-Length, NaN/Infinity in a signed envelope, and raw non-UTF-8 bytes
 in the handshake's query string (not generated: gunicorn refuses them before the app).
@@ -209,7 +209,7 @@ def _depth(text: str) -> int:
 
 
 def classify(body: bytes) -> str:
-    """'envelope', 'not-envelope', or 'nan' (JSON only with NaN/Infinity: see the xfail test)."""
+    """'envelope', 'not-envelope', or 'nan' (JSON only with NaN/Infinity: see the test at the end)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -247,7 +247,7 @@ def read_by_edge(req: Req) -> tuple[str, bytes | None]:
     if req.broken is not None:
         return "bad-framing", None
     if length is not None and length > len(req.body):
-        return "cut", req.body  # fewer bytes than Content-Length: a cut connection (see xfail)
+        return "cut", req.body  # fewer bytes than Content-Length: a cut connection (see the end)
     if req.terminated:
         body = req.body  # the server framed it (chunked, or gunicorn's Content-Length reader)
     elif length is None:
@@ -618,7 +618,7 @@ def _encode(data: bytes, style: str) -> str:
         try:  # unencoded UTF-8 as lenient servers pass it on (latin-1 text, PEP 3333)
             return data.decode("utf-8").encode("utf-8").decode("latin-1")
         except UnicodeDecodeError:
-            pass  # raw bytes that are not UTF-8: see the xfail test; gunicorn refuses them with 400
+            pass  # raw bytes that are not UTF-8: see the test at the end; gunicorn refuses them
     if style == "plus":
         return "".join("+" if b == 0x20 else chr(b) if b < 0x80 and chr(b).isalnum() else f"%{b:02X}"
                        for b in data)
@@ -796,18 +796,14 @@ def test_the_handshake_with_a_token_that_needs_encoding(app):
     assert wrong.status == 403 and wrong.new_rows == []
 
 
-# --------------------------------------------------------------------------- departures from the contract
+# ------------------------------------------------------------ edge cases the fuzz found (now fixed)
 
-@pytest.mark.xfail(strict=True, reason="a raw non-UTF-8 byte in the query string of the handshake is a 503: "
-                   "werkzeug's request.args decodes the query strictly and the catch-all answers 503")
 def test_a_raw_non_utf8_byte_in_the_handshake_query_is_not_a_5xx(app):
     # gunicorn 27 refuses such a request line itself (400); servers that pass raw bytes on do not.
     answer = send(app, Req(method="GET", query="hub.mode=\xff"))  # the byte 0xFF, as PEP 3333 text
     assert answer.status in (400, 403)
 
 
-@pytest.mark.xfail(strict=True, reason="a body shorter than its Content-Length (the client cut the "
-                   "connection) is read as complete: 200 and recorded, where the README says 400 bad framing")
 @pytest.mark.parametrize("server_framed", [False, True], ids=["werkzeug-limited", "gunicorn-like"])
 def test_a_body_cut_short_of_its_content_length_is_bad_framing(app, server_framed):
     body = b'{"object":"page","entry":[]}'
@@ -818,8 +814,6 @@ def test_a_body_cut_short_of_its_content_length_is_bad_framing(app, server_frame
     assert (answer.status, answer.new_rows) == (400, [])
 
 
-@pytest.mark.xfail(strict=True, reason="NaN/Infinity are not JSON (RFC 8259) but Python's json accepts them: "
-                   "a signed envelope holding them is recorded (200), where the README says 400")
 @pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
 def test_nan_and_infinity_are_not_json(app, constant):
     body = b'{"object":"page","entry":[' + constant + b"]}"

@@ -34,13 +34,15 @@ def read_body(limit: int) -> bytes:
         raise BodyError(400, "body could not be read (bad framing)") from None
     if len(body) > limit:
         raise BodyError(413, "body too large")
+    if request.content_length is not None and len(body) < request.content_length:
+        raise BodyError(400, "body shorter than its Content-Length (bad framing)")
     return body
 
 
 def envelope_problem(body: bytes) -> str | None:
     """Why a signed body is not a webhook envelope (400), or None when it is one."""
     try:
-        envelope = json.loads(body.decode("utf-8"))
+        envelope = json.loads(body.decode("utf-8"), parse_constant=_not_json)
     except UnicodeDecodeError:
         return "body is not UTF-8"
     except (ValueError, RecursionError):
@@ -50,6 +52,10 @@ def envelope_problem(body: bytes) -> str | None:
     if _deeper_than(envelope, MAX_DEPTH):
         return f"body nests deeper than {MAX_DEPTH} levels"
     return None
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")  # NaN and Infinity: Python accepts them, RFC 8259 not
 
 
 def _deeper_than(value: object, limit: int) -> bool:

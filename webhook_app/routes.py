@@ -31,11 +31,14 @@ def _state() -> WebState:
 @blueprint.get("/webhook")
 def handshake():
     """Meta's subscription check: echo hub.challenge when the verify token matches."""
-    token = request.args.get("hub.verify_token", "")
+    try:
+        args = request.args
+    except UnicodeDecodeError:  # raw bytes a server passed on: no token of ours looks so
+        return _error(403, "verification failed")
+    token = args.get("hub.verify_token", "")
     expected = _state().settings.meta.verify_token
-    if request.args.get("hub.mode") == "subscribe" and hmac.compare_digest(
-            token.encode(), expected.encode()):
-        return Response(request.args.get("hub.challenge", ""), 200, mimetype="text/plain")
+    if args.get("hub.mode") == "subscribe" and hmac.compare_digest(token.encode(), expected.encode()):
+        return Response(args.get("hub.challenge", ""), 200, mimetype="text/plain")
     return _error(403, "verification failed")
 
 
@@ -74,8 +77,12 @@ def _receive(state: WebState) -> tuple[Response, int]:
 
 @blueprint.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException):
-    """Framework errors (404, 405, 413 ...) as short JSON, never an HTML page."""
-    return _error(exc.code or 400, exc.description or exc.name)
+    """Framework errors (404, 405, 413 ...) as short JSON, never an HTML page; 405 keeps its Allow."""
+    response, status = _error(exc.code or 400, exc.description or exc.name)
+    allowed = dict(exc.get_headers()).get("Allow")
+    if allowed:
+        response.headers["Allow"] = allowed
+    return response, status
 
 
 @blueprint.app_errorhandler(Exception)
