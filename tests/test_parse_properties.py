@@ -13,6 +13,7 @@ from workers.ingest.parse import CHANNELS, MAX_MILLIS, parse_envelope
 from workers.records import KINDS
 
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
+           | st.sampled_from([-1e308, 1e308, -(10**400), 10**400, 1e11, -1e11])
            | st.text() | st.sampled_from(["page", "instagram", "1e999", "inf", "nan", "\ud800",
                                           "2024-01-01T00:00:00+00:00", "99999999999999999"]))
 KEYS = st.text(max_size=8) | st.sampled_from(["object", "entry", "id", "time", *CHANNELS, "sender",
@@ -49,6 +50,8 @@ def check(envelope) -> None:
         assert event.timestamp is None or 0 <= event.timestamp <= MAX_MILLIS
         json.dumps(event.to_dict())  # every record can be sent on
         assert event.id.startswith("evt_")
+        for text in (event.account_id, event.sender_id, event.recipient_id, event.mid):
+            assert text is None or text.encode("utf-8")  # ids become Redis keys
 
 
 @SLOW
@@ -87,8 +90,10 @@ def test_poison_values_from_the_field_parse():
     for envelope in ({"object": ["page"], "entry": [{"id": "1", "messaging": [item]}]},
                      {"object": "page", "entry": [{"id": "1", "messaging": [{**item, "timestamp": "inf"}]}]},
                      {"object": "page", "entry": [{"id": "1", "messaging": [{**item, "timestamp": 10**16}]}]},
+                     *({"object": "page", "entry": [{"id": "1", "messaging": [{**item, "timestamp": t}]}]}
+                       for t in (-1e308, 10**400)),
                      {"object": "page", "entry": [{"id": "1", "messaging": [deep]}]},
                      {"object": "page", "entry": "not a list"}):
         check(envelope)
     [event] = parse_envelope({"object": "page", "entry": [{"id": "1", "messaging": [item]}]})
-    assert event.timestamp is None and event.sender_id == "\ud800" and event.kind == "message"
+    assert event.timestamp is None and event.sender_id == "\\ud800" and event.kind == "message"

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 
@@ -101,3 +102,20 @@ def test_a_poison_delivery_fails_once_is_listed_and_holds_nothing_back():
         assert "failed deliveries: 2" in _cli(relay, "status")
     finally:
         relay.cleanup()
+
+
+def test_a_delivery_no_worker_confirmed_is_published_again(tmp_path, store):
+    inbox = Inbox(tmp_path / INBOX_FILE)
+    taken, lost = inbox.append(read_body(1)), inbox.append(read_body(2))
+    published: list[int] = []
+    watch = StoreWatch(store, inbox)
+    relay = Relay(inbox, lambda delivery, text: published.append(delivery.id), watch=watch,
+                  confirm_within=0.0)
+    assert relay.pump() == 2 and published == [taken, lost]
+    store.intake.confirm(watch.inbox_id, taken)  # the broker lost the other one on its way
+    assert watch.unconfirmed(now=time.time() + 1, confirm_within=0.0) == [lost]
+    inbox.republish([lost])
+    assert relay.pump() == 1 and published == [taken, lost, lost]
+    assert watch.unconfirmed(now=time.time() + 1, confirm_within=0.0) == [lost], "until confirmed"
+    assert inbox.get(taken).error is None and watch.unconfirmed(now=time.time() - 3600,
+                                                                  confirm_within=0.0) == []

@@ -16,7 +16,7 @@ from typing import Any
 import kombu.exceptions
 import redis
 from celery import Task, current_app, shared_task
-from celery.exceptions import Retry
+from celery.exceptions import Reject, Retry
 from celery.signals import worker_ready
 
 from workers.delivery.drain import drain
@@ -52,7 +52,7 @@ class StageTask(Task):
         """Run a stage: retry transient errors with capped backoff; hand any other to `on_bug`."""
         try:
             return stage()
-        except Retry:
+        except (Retry, Reject):
             raise
         except TRANSIENT as exc:
             attempt = self.request.retries + 1
@@ -60,13 +60,22 @@ class StageTask(Task):
                 countdown = min(backoff(attempt), rt.settings.max_countdown)
                 log.warning("task=%s transient %s; retry %d in %.1fs", self.name,
                             type(exc).__name__, attempt, countdown)
-                raise self.retry(countdown=countdown) from None
+                raise later(self, countdown=countdown) from None
             failure: Exception = exc
         except Exception as exc:  # bad data or a bug: fail once, where an operator sees it
             failure = exc
         log.error("task=%s failed for good: %s", self.name, type(failure).__name__)
         on_bug(failure)
         return None
+
+
+def later(task: Task, **options: Any) -> Exception:
+    """The Retry to raise. When the broker does not take the retry (Celery would then drop the
+    message), the message goes back to the queue instead: the work is never lost."""
+    try:
+        return task.retry(throw=False, **options)
+    except Reject:
+        return Reject("the broker did not take the retry", requeue=True)
 
 
 @shared_task(name=INGEST_TASK, bind=True, base=StageTask)
@@ -78,6 +87,8 @@ def ingest(self: StageTask, delivery_id: int, body: str, force: bool = False,
     def stage() -> int:
         events = parse_envelope(json.loads(rt.codec.open_text(body, what=f"delivery {delivery_id}")))
         route(rt, events, force=force)
+        if inbox:
+            rt.store.intake.confirm(inbox, delivery_id)
         log.info("delivery=%s events=%d", delivery_id, len(events))
         return len(events)
 
@@ -127,14 +138,14 @@ def hydrate(self: StageTask, queue_name: str, failures: int = 0) -> None:
     self.run_stage(rt, stage, lambda exc: rt.store.flags.release(queue.name))
 
 
-def _retry_later(task: Task, rt: Runtime, queue: Queue, delay: float, **kwargs: int) -> Retry:
+def _retry_later(task: Task, rt: Runtime, queue: Queue, delay: float, **kwargs: int) -> Exception:
     """The Retry to raise; the queue's flag is held until then so no second task starts on it.
 
     Waiting (for budget, backoff or a handler) is not a failure: it does not count as a retry.
     """
     countdown = min(delay, rt.settings.max_countdown)
     rt.scheduler.hold(queue, countdown)
-    return task.retry(countdown=countdown, kwargs=kwargs or None)
+    return later(task, countdown=countdown, kwargs=kwargs or None)
 
 
 @shared_task(name=SYNC_TASK, bind=True, base=StageTask)
@@ -145,7 +156,7 @@ def sync(self: StageTask, page_id: str, mode: str = "sync") -> None:
     def stage() -> None:
         wait = sync_runs.continue_for(rt, page_id, mode, seconds=SYNC_SLICE)
         if wait is not None:
-            raise self.retry(countdown=min(wait, rt.settings.max_countdown))
+            raise later(self, countdown=min(wait, rt.settings.max_countdown))
 
     self.run_stage(rt, stage, lambda exc: sync_runs.release(rt, page_id, mode))
 

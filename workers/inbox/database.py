@@ -28,7 +28,7 @@ CREATE INDEX IF NOT EXISTS unpublished ON deliveries(id) WHERE published_at IS N
 CREATE TABLE IF NOT EXISTS relay_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Added after the first release: inboxes created before get the columns on open.
-COLUMNS = {"failed_at": "REAL", "error": "TEXT"}
+COLUMNS = {"failed_at": "REAL", "error": "TEXT", "confirmed_at": "REAL"}
 FIELDS = "id, received_at, body, published_at, force, failed_at, error"
 
 
@@ -153,6 +153,25 @@ class Inbox:
                 "SELECT COUNT(*) FILTER (WHERE published_at IS NULL),"
                 " COUNT(*) FILTER (WHERE failed_at IS NOT NULL) FROM deliveries").fetchone()
         return {"unpublished": waiting, "failed": failed}
+
+    def unconfirmed(self, *, published_before: float, published_after: float,
+                    limit: int = 500) -> list[int]:
+        """Published deliveries no worker has confirmed yet (nor failed), oldest first."""
+        with self._db() as db:
+            rows = db.execute("SELECT id FROM deliveries WHERE confirmed_at IS NULL AND failed_at IS NULL"
+                              " AND published_at BETWEEN ? AND ? ORDER BY id LIMIT ?",
+                              (published_after, published_before, limit)).fetchall()
+        return [row[0] for row in rows]
+
+    def mark_confirmed(self, delivery_ids: list[int]) -> None:
+        """Workers took these in."""
+        self._many("UPDATE deliveries SET confirmed_at = ? WHERE id = ?",
+                   [(time.time(), i) for i in delivery_ids])
+
+    def republish(self, delivery_ids: list[int]) -> None:
+        """Publish these again: the broker lost them."""
+        self._many("UPDATE deliveries SET published_at = NULL, claimed_until = NULL WHERE id = ?",
+                   [(i,) for i in delivery_ids])
 
     def oldest_unpublished(self) -> float | None:
         """When the oldest delivery still waiting for the broker was received (epoch seconds)."""

@@ -40,7 +40,7 @@ def build_relay(settings: Settings, *, wakeup: Wakeup | None = None) -> Relay:
 
     return Relay(inbox, celery_publisher(celery_app, watch.inbox_id), wakeup=wakeup, watch=watch,
                  replay_window=settings.queue.replay_window, retention=settings.queue.retention,
-                 connect=connect)
+                 connect=connect, confirm_within=2.5 * settings.queue.visibility_timeout)
 
 
 Publish = Callable[[Delivery, str], None]
@@ -70,8 +70,9 @@ class Relay:
     def __init__(self, inbox: Inbox, publish: Publish, *,
                  retention: float = 7 * 86400.0, wakeup: Wakeup | None = None,
                  watch: StoreWatch | None = None, replay_window: float = 900.0,
-                 connect: Callable[[], None] = lambda: None):
+                 connect: Callable[[], None] = lambda: None, confirm_within: float = 150.0):
         self.inbox, self.publish, self.connect = inbox, publish, connect
+        self.confirm_within = confirm_within  # longer than a worker may take (visibility timeout)
         self.watch, self.replay_window = watch, replay_window
         self._last_watch = 0.0
         self.retention = retention
@@ -165,9 +166,14 @@ class Relay:
         try:
             lost = self.watch.data_lost()
             failures = self.watch.collect_failures()
+            unconfirmed = self.watch.unconfirmed(now=now, confirm_within=self.confirm_within)
         except Exception as exc:  # the store is down: publishing may still work, so go on
             log.warning("relay: cannot reach the store (%s)", type(exc).__name__)
             return
+        if unconfirmed:
+            self.inbox.republish(unconfirmed)
+            log.warning("relay: %d delivery(ies) published but never taken in by a worker; publishing "
+                        "again", len(unconfirmed))
         if failures:
             log.error("relay: %d delivery(ies) failed in a worker; see `deliveries list --failed`",
                       failures)

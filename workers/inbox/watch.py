@@ -43,6 +43,17 @@ class StoreWatch:
         self.inbox.set_state(EPOCH_STATE, current)
         return known is not None
 
+    def unconfirmed(self, *, now: float, confirm_within: float) -> list[int]:
+        """Record what workers confirmed; return the deliveries still unconfirmed after
+        `confirm_within` seconds (within the last hour), which the broker must have lost."""
+        ids = self.inbox.unconfirmed(published_before=now - confirm_within,
+                                     published_after=now - confirm_within - 3600)
+        confirmed = self.store.intake.confirmed(self.inbox_id, ids)
+        done = [i for i, ok in zip(ids, confirmed, strict=True) if ok]
+        self.inbox.mark_confirmed(done)
+        self.store.intake.forget(self.inbox_id, done)
+        return [i for i, ok in zip(ids, confirmed, strict=True) if not ok]
+
     def collect_failures(self) -> int:
         """Mark the deliveries workers reported as failed; returns how many."""
         reported = self.store.failures.reported(self.inbox_id)

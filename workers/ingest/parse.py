@@ -130,11 +130,11 @@ def to_millis(value: Any) -> int | None:
     strings, ISO 8601; None for anything else, and for times before 1970 or after 9999."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            return None
-        millis = int(value if value > 1e11 else value * 1000)
-        return millis if 0 <= millis <= MAX_MILLIS else None
+    if isinstance(value, int) and abs(value) > MAX_MILLIS:
+        return None  # beyond what a float holds, and no time anyway
+    if isinstance(value, int | float):
+        millis = float(value if abs(value) > 1e11 else value * 1000)  # seconds or milliseconds
+        return int(millis) if math.isfinite(millis) and 0 <= millis <= MAX_MILLIS else None
     if isinstance(value, str) and value.strip():
         try:
             return to_millis(float(value))
@@ -160,7 +160,8 @@ def _mid_of(body: Any) -> str | None:
 
 def _text(value: Any) -> str | None:
     if isinstance(value, str):
-        return value
+        # Ids become Redis keys: a lone surrogate (valid as a JSON escape) would not encode.
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**30:
         return str(value)  # ids Meta sent as numbers; a longer number is no id
     return None

@@ -7,7 +7,7 @@ from workers.state.accounts import AccountState
 from workers.state.base import Keys, connect
 from workers.state.budgets import CallBudgets
 from workers.state.dead_letters import DeadLetterStore
-from workers.state.failures import DeliveryFailures
+from workers.state.failures import DeliveryFailures, Intake
 from workers.state.flags import Flags
 from workers.state.handler_progress import HandlerProgress
 from workers.state.health import StoreHealth
@@ -33,6 +33,7 @@ class Store:
         self.dead_letters = DeadLetterStore(client, keys, codec)
         self.health = StoreHealth(client, keys)
         self.failures = DeliveryFailures(client, keys)
+        self.intake = Intake(client, keys)
         self.sightings = Sightings(client, keys)
         self.sightings.ttl = dedup_days * 86400
         self.sync_jobs = SyncJobs(client, keys, codec)

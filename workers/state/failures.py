@@ -31,3 +31,29 @@ class DeliveryFailures(Concern):
     def total(self) -> int:
         """How many deliveries failed, over every inbox."""
         return sum(int(n) for n in self._redis.hvals(self._key("failure-count")))
+
+
+class Intake(Concern):
+    """Which deliveries a worker has taken in, per inbox: the relay's end-to-end acknowledgement.
+
+    The broker can lose a message it already handed out (a worker killed between taking it and
+    recording it as unacknowledged); the relay publishes again what no worker confirmed in time.
+    """
+
+    def confirm(self, inbox_id: str, delivery_id: int) -> None:
+        """A worker has routed this delivery's events."""
+        pipe = self._redis.pipeline()
+        pipe.sadd(self._key("intake", inbox_id), delivery_id)
+        pipe.expire(self._key("intake", inbox_id), 2 * 86400)
+        pipe.execute()
+
+    def confirmed(self, inbox_id: str, delivery_ids: list[int]) -> list[bool]:
+        """For each delivery, whether a worker confirmed it."""
+        if not delivery_ids:
+            return []
+        return [bool(found) for found in self._redis.smismember(self._key("intake", inbox_id), delivery_ids)]
+
+    def forget(self, inbox_id: str, delivery_ids: list[int]) -> None:
+        """The inbox has recorded these confirmations."""
+        if delivery_ids:
+            self._redis.srem(self._key("intake", inbox_id), *delivery_ids)
