@@ -2,7 +2,7 @@
 calls) through its worst day: workers SIGKILLed, Redis killed and restarted, poison deliveries.
 Prints sent, accepted, delivered, lost, duplicates; exits 1 if an event was lost or duplicated.
 
-    cd /work/wt-chaos && .venv/bin/python bench/chaos.py [--quick] [--keep]
+    .venv/bin/python bench/chaos.py [--quick] [--keep]
 """
 
 from __future__ import annotations
