@@ -7,10 +7,8 @@ each test calls `drain` itself where a deliver task would, and records the tasks
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
-import redis
 
 from workers.delivery.dispatch import dispatch
 from workers.delivery.drain import deliver_one, drain
@@ -21,7 +19,6 @@ from workers.runtime.config import settings_from_dict
 from workers.runtime.context import Runtime
 from workers.runtime.settings import HandlerConfig
 from workers.scheduler import DELIVER_TASK, Scheduler
-from workers.state import Store
 
 REDIS = "redis://127.0.0.1:6379/0"
 PAGE = "P1"
@@ -55,15 +52,6 @@ def event(name: str, timestamp: int, customer: str = "c1", kind: str = "message"
     return Event(id=f"evt_{name}", kind=kind, platform="messenger", account_id=PAGE,
                  sender_id=customer, recipient_id=PAGE, timestamp=timestamp, mid=f"m_{name}",
                  conversation_id=None, message={"id": f"m_{name}"}, hydration="complete", raw={})
-
-
-@pytest.fixture
-def store():
-    prefix = f"test-delivery-{uuid.uuid4().hex[:12]}"
-    yield Store(REDIS, prefix=prefix)
-    client = redis.Redis.from_url(REDIS)
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        client.delete(key)
 
 
 @pytest.fixture

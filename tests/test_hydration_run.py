@@ -8,7 +8,6 @@ import uuid
 import pytest
 import redis
 
-from tests.fake_graph import FakeGraphServer, GraphWorld
 from tests.harness import wait_for
 from workers.delivery.plugins import load_handlers
 from workers.hydration import run as hydration
@@ -28,12 +27,9 @@ DAY_MS = 86_400_000
 
 
 @pytest.fixture
-def world():
-    world = GraphWorld(calls_per_second=1000, transient_rate=1.0)  # the API answers only 500s
-    world.add_account(PAGE, TOKEN)
-    with FakeGraphServer(world) as server:
-        world.url = server.url
-        yield world
+def world(world):
+    world.transient_rate = 1.0  # the API answers only 500s
+    return world
 
 
 @pytest.fixture

@@ -7,40 +7,19 @@ namespace of the machine's Redis. No Celery: these are the stage's plain functio
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
-import redis
 
-from tests.fake_graph import FakeGraphServer, GraphWorld
+from tests.fake_graph import GraphWorld
 from workers.hydration.graph import GraphClient
 from workers.hydration.pending import Pending
 from workers.hydration.planner import BEYOND_NEWEST, hydrate_account
 from workers.hydration.reader import ConversationReader
 from workers.records import Event
 from workers.runtime.settings import Account
-from workers.state import Store
 
 REDIS = "redis://127.0.0.1:6379/0"
 PAGE, TOKEN = "P1", "token-p1"
-
-
-@pytest.fixture
-def store():
-    prefix = f"test-planner-{uuid.uuid4().hex[:12]}"
-    yield Store(REDIS, prefix=prefix)
-    client = redis.Redis.from_url(REDIS)
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        client.delete(key)
-
-
-@pytest.fixture
-def world():
-    world = GraphWorld(calls_per_second=1000)  # the budget is not what these tests are about
-    world.add_account(PAGE, TOKEN)
-    with FakeGraphServer(world) as server:
-        world.url = server.url
-        yield world
 
 
 @pytest.fixture

@@ -8,17 +8,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
-
-import pytest
-import redis
 
 from tests.harness import ROOT, RelayProcess, wait_for, write_config
 from workers.inbox.database import INBOX_FILE, Inbox
 from workers.inbox.relay import Relay
 from workers.inbox.watch import StoreWatch
 from workers.ingest.parse import parse_envelope
-from workers.state import Store
 
 REDIS = "redis://127.0.0.1:6379/0"
 PAGE = "515151"
@@ -28,15 +23,6 @@ def read_body(n: int) -> bytes:
     return json.dumps({"object": "page", "entry": [{"id": PAGE, "time": n, "messaging": [
         {"sender": {"id": f"u{n}"}, "recipient": {"id": PAGE}, "timestamp": 1_700_000_000_000 + n,
          "read": {"watermark": n}}]}]}).encode()
-
-
-@pytest.fixture
-def store():
-    prefix = f"test-poison-{uuid.uuid4().hex[:12]}"
-    yield Store(REDIS, prefix=prefix)
-    client = redis.Redis.from_url(REDIS)
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        client.delete(key)
 
 
 def test_the_relay_skips_a_row_it_cannot_publish(tmp_path):

@@ -7,10 +7,8 @@ tasks the scheduler sends (name, args, countdown). No worker runs: these are the
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
-import redis
 
 from workers.delivery.plugins import LoadedHandler
 from workers.hydration.pending import Pending
@@ -74,15 +72,6 @@ def webhook(n: int, kind: str = "message", *, account: str = PAGE, customer: str
     [event] = parse_envelope({"object": "page", "entry": [{"id": account, "time": 1, "messaging": [item]}]})
     assert event.kind == kind
     return event
-
-
-@pytest.fixture
-def store():
-    prefix = f"test-routing-{uuid.uuid4().hex[:12]}"
-    yield Store(REDIS, prefix=prefix)
-    client = redis.Redis.from_url(REDIS)
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        client.delete(key)
 
 
 @pytest.fixture

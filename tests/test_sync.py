@@ -9,7 +9,7 @@ import uuid
 import pytest
 import redis
 
-from tests.fake_graph import FakeGraphServer, GraphWorld
+from tests.fake_graph import GraphWorld
 from workers.delivery.plugins import load_handlers
 from workers.hydration.graph import GraphClient
 from workers.hydration.pending import Pending
@@ -36,15 +36,6 @@ def build_world(world: GraphWorld, conversations: int, messages: int, *, start: 
             sender = PAGE if m % 5 == 4 else f"U{c}"  # every fifth message is the page's reply
             world.add_message(PAGE, "messenger", f"U{c}", f"m_{c}_{m}", text=f"t{c}.{m}",
                               from_id=sender, created=created)
-
-
-@pytest.fixture
-def world():
-    world = GraphWorld(calls_per_second=1000)
-    world.add_account(PAGE, TOKEN)
-    with FakeGraphServer(world) as server:
-        world.url = server.url
-        yield world
 
 
 @pytest.fixture
