@@ -15,6 +15,13 @@ Source = Literal["webhook", "sync", "sweep"]  # a webhook; history (sync); a gap
 KINDS: tuple[str, ...] = get_args(Kind)
 
 
+def known_fields(record_type: type, data: dict) -> dict:
+    """The items of `data` that are fields of the dataclass `record_type`: a record stored by a
+    newer version still loads, without the fields this one does not know."""
+    names = {f.name for f in dataclasses.fields(record_type)}
+    return {key: value for key, value in data.items() if key in names}
+
+
 @dataclass(frozen=True)
 class Event:
     """One event as every handler receives it; add fields, never rename."""
@@ -41,8 +48,7 @@ class Event:
     @classmethod
     def from_dict(cls, data: dict) -> Event:
         """Rebuild an event from its record, ignoring fields this version does not know."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**known_fields(cls, data))
 
     def replace(self, **changes: Any) -> Event:
         """A copy with some fields changed."""
@@ -133,5 +139,4 @@ class DeadLetter:
     @classmethod
     def from_dict(cls, data: dict) -> DeadLetter:
         """Rebuild a stored letter, ignoring fields this version does not know."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**known_fields(cls, data))

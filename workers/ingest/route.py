@@ -52,7 +52,7 @@ def _brought_by_another(rt: Runtime, event: Event) -> bool:
 
 def _every_handler_has(rt: Runtime, event: Event) -> bool:
     handlers = [h for h in rt.handlers.values() if h.accepts(event.kind)]
-    return bool(handlers) and all(rt.store.progress.is_done(h.name, event.id) for h in handlers)
+    return bool(handlers) and all(rt.store.progress.done_many([(h.name, event.id) for h in handlers]))
 
 
 def no_hydration_reason(rt: Runtime, event: Event) -> str | None:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from workers.records import Platform
+from workers.records import Platform, known_fields
 
 Mode = Literal["sync", "sweep"]
 
@@ -56,5 +56,4 @@ class SyncJob:
     @classmethod
     def from_dict(cls, data: dict) -> SyncJob:
         """Rebuild a checkpoint, ignoring fields this version does not know."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**known_fields(cls, data))
