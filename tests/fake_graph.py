@@ -64,6 +64,7 @@ class GraphWorld:
         self.page_names: dict[str, str] = {}
         self.subscriptions: dict[str, list[str]] = {}  # page id -> the app's subscribed webhook fields
         self.setup_calls: list[dict] = []     # page reads and subscriptions: not Conversations API calls
+        self.latency = 0.0                    # seconds each answer takes (benchmarks: Meta's ~50 ms)
 
     # -- building the world ---------------------------------------------------------------
     def add_account(self, page_id: str, token: str) -> None:
@@ -278,6 +279,8 @@ class _Handler(BaseHTTPRequestHandler):
         bearer = self.headers.get("Authorization", "")
         token = bearer[len("Bearer "):] if bearer.startswith("Bearer ") else query.get("access_token", "")
         status, body, headers = self.world.answer(path, query, token, method)
+        if self.world.latency:
+            time.sleep(self.world.latency)  # a stand-in for Meta's response time, not a wait for a result
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

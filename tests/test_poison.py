@@ -30,7 +30,7 @@ def test_the_relay_skips_a_row_it_cannot_publish(tmp_path):
     bad = inbox.append(b'{"entry": ["\xed\xa0\x80"]}')  # UTF-8-encoded surrogate: not text
     good = inbox.append(read_body(1))
     published: list[int] = []
-    relay = Relay(inbox, lambda delivery, text: published.append(delivery.id))
+    relay = Relay(inbox, lambda batch: published.extend(d.id for d, _ in batch))
     assert relay.pump() == 2
     assert published == [good]
     failed = inbox.get(bad)
@@ -95,7 +95,7 @@ def test_a_delivery_no_worker_confirmed_is_published_again(tmp_path, store):
     taken, lost = inbox.append(read_body(1)), inbox.append(read_body(2))
     published: list[int] = []
     watch = StoreWatch(store, inbox)
-    relay = Relay(inbox, lambda delivery, text: published.append(delivery.id), watch=watch,
+    relay = Relay(inbox, lambda batch: published.extend(d.id for d, _ in batch), watch=watch,
                   confirm_within=0.0)
     assert relay.pump() == 2 and published == [taken, lost]
     store.intake.confirm(watch.inbox_id, taken)  # the broker lost the other one on its way

@@ -99,8 +99,26 @@ def test_a_message_waits_in_its_accounts_hydration_queue(rt, store, sent):
     pending = Pending.from_dict(item)
     assert (pending.event, pending.step) == (message, "new")
     assert before <= pending.since <= time.time(), "the give-up clock starts at receipt"
-    assert sent == [(HYDRATE_TASK, (queue.name,), COALESCE)]
+    assert sent == [(HYDRATE_TASK, (queue.name,), 0.0)], "an idle account is called at once"
     assert store.queues.length(DeliveryQueue.of("a", message).name) == 0
+
+
+def test_messages_gather_while_the_budget_is_spent(rt, store, sent):
+    store.budgets.take_call(PAGE, 2.0)  # a call was just made
+    route(rt, [webhook(1)])
+    assert sent == [(HYDRATE_TASK, (HydrationQueue(PAGE).name,), COALESCE)]
+
+
+def test_messages_gather_while_another_of_the_account_waits(rt, store, sent):
+    route(rt, [webhook(1)])
+    store.flags.release(HydrationQueue(PAGE).name)  # as if its task were gone: only the queue is left
+    route(rt, [webhook(2)])
+    assert [countdown for *_, countdown in sent] == [0.0, COALESCE]
+
+
+def test_the_messages_of_one_delivery_are_called_for_at_once_together(rt, store, sent):
+    route(rt, [webhook(1), webhook(2)])
+    assert sent == [(HYDRATE_TASK, (HydrationQueue(PAGE).name,), 0.0)]
 
 
 def test_a_non_message_event_goes_straight_to_every_accepting_handler(rt, store, sent):

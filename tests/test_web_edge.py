@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 
@@ -91,3 +92,45 @@ def test_a_request_cannot_forge_access_log_lines(relay):
     lines = relay.log.read_text().splitlines()
     assert not [line for line in lines if line.startswith("FORGED-LINE")]
     assert [line for line in lines if "/webhook\\nFORGED-LINE" in line]
+
+
+def test_accepted_deliveries_stay_out_of_the_access_log_other_requests_do_not(relay):
+    body = json.dumps({"object": "page", "entry": [], "access-log-check": 1}).encode()
+    assert relay.post(body)[0] == 200
+    assert relay.post(body, secret="wrong-secret")[0] == 403
+    wait_for(lambda: '"POST /webhook" 403' in relay.log.read_text(), message="the 403 in the access log")
+    assert '"POST /webhook" 200' not in relay.log.read_text()
+
+
+def test_concurrent_deliveries_are_each_recorded_once(relay):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workers.crypto import Codec
+    from workers.inbox.database import INBOX_FILE, Inbox
+
+    bodies = [json.dumps({"object": "page", "entry": [], "concurrent": n}).encode() for n in range(300)]
+    with ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(lambda body: relay.post(body)[0], bodies)) == {200}
+    inbox = Inbox(relay.dir / "var" / INBOX_FILE)
+    codec = Codec(((relay.dir / "var" / "encryption.key").read_text().strip(),))
+    recorded = [codec.open(d.body) for d in inbox.list(limit=5000)]
+    assert sorted(body for body in recorded if b"concurrent" in body) == sorted(bodies)
+
+
+def test_the_worker_runs_at_a_lower_priority_than_the_web_tier(relay):
+    from pathlib import Path
+
+    def run_by_this_relay(pid: str) -> bool:
+        try:
+            environment = Path(f"/proc/{pid}/environ").read_bytes()
+            return f"INBOX_RELAY_CONFIG={relay.config.resolve()}".encode() in environment
+        except OSError:
+            return False
+
+    mine = [pid for pid in os.listdir("/proc") if pid.isdigit() and run_by_this_relay(pid)]
+    commands = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in mine}
+    workers = [pid for pid, command in commands.items() if b"celery" in command]
+    web = [pid for pid, command in commands.items() if b"gunicorn" in command]
+    assert workers and web
+    assert {os.getpriority(os.PRIO_PROCESS, int(pid)) for pid in workers} == {19}
+    assert {os.getpriority(os.PRIO_PROCESS, int(pid)) for pid in web} == {0}

@@ -1,5 +1,6 @@
 """The HTTP contract of the webhook endpoints, through Flask's test client (the inbox is real SQLite)."""
 
+import dataclasses
 import sqlite3
 
 import pytest
@@ -79,7 +80,8 @@ def test_unknown_object_is_still_accepted(app):
 def test_inbox_failure_is_503(app, monkeypatch):
     def broken(*_args, **_kwargs):
         raise sqlite3.OperationalError("disk I/O error")
-    monkeypatch.setattr(app.extensions["inbox_relay"].inbox, "append", broken)
+    state = app.extensions["inbox_relay"]
+    monkeypatch.setitem(app.extensions, "inbox_relay", dataclasses.replace(state, record=broken))
     body = (FIXTURES / "webhooks" / "botman_text.json").read_bytes()
     assert _post(app.test_client(), body).status_code == 503
 

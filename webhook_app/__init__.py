@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from webhook_app.commit import GroupCommit, event_loop_gathering
 from webhook_app.state import WebState
 from workers.crypto import Codec
 from workers.inbox.database import INBOX_FILE, Inbox
@@ -29,8 +30,9 @@ def create_app(settings: Settings | None = None, *, start_relay: bool = True) ->
     settings = settings or load_settings()
     app = Flask(__name__)
     inbox = Inbox(settings.data_dir / INBOX_FILE)
+    record = GroupCommit(inbox.append_many, event_loop_gathering()).append
     codec = Codec(settings.encryption_keys)
-    app.extensions["inbox_relay"] = WebState(settings, inbox, _relay_waker(settings, start_relay),
+    app.extensions["inbox_relay"] = WebState(settings, inbox, record, _relay_waker(settings, start_relay),
                                              codec, Store(settings.redis_store_url, codec=codec))
     app.register_blueprint(blueprint)
     app.register_blueprint(probes)

@@ -66,12 +66,12 @@ def _receive(state: WebState) -> tuple[Response, int]:
     if problem:
         return _error(400, problem)
     try:
-        delivery_id = state.inbox.append(state.codec.seal(body))
+        delivery_id = state.record(state.codec.seal(body))
     except (sqlite3.Error, OSError) as exc:
         log.error("inbox write failed: %s", type(exc).__name__)
         return _error(503, "cannot record the delivery; retry")
     state.wake_relay()
-    log.info("accepted delivery=%s bytes=%d", delivery_id, len(body))
+    log.debug("accepted delivery=%s bytes=%d", delivery_id, len(body))  # the access log has each POST
     return Response("EVENT_RECEIVED", mimetype="text/plain"), 200
 
 

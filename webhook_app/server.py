@@ -6,9 +6,11 @@ connections per process, so slow or idle clients cost a greenlet each and delay 
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
+import gevent
 from gunicorn.glogging import Logger
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
@@ -27,6 +29,18 @@ class ReadTimeoutGeventWorker(GeventWorker):
         client.settimeout(READ_TIMEOUT)
         AsyncWorker.handle(self, listener, client, addr)
 
+    def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """Serve one request, then let every other connection have its turn.
+
+        A keep-alive client that sends its next request at once would otherwise find it already
+        readable and be served again and again while other connections wait: with 16 connections,
+        gunicorn's gevent worker answered half in under 1 ms and a tenth only after 100 ms or more.
+        """
+        try:
+            return super().handle_request(*args, **kwargs)
+        finally:
+            gevent.idle()  # resumes once the loop has nothing else ready
+
 
 class EscapingLogger(Logger):
     """Access-log atoms with control characters escaped, so a request cannot forge log lines;
@@ -39,6 +53,14 @@ class EscapingLogger(Logger):
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
                 handler.setFormatter(logs.formatter())
+
+    def access(self, resp: Any, req: Any, environ: dict, request_time: Any) -> None:
+        """Every request but accepted deliveries, which the inbox records (`deliveries list`) and
+        /metrics counts: a line each would cost a write per delivery. `--log-level debug` logs them."""
+        accepted = req.method == "POST" and resp.status_code == 200
+        if accepted and not self.error_log.isEnabledFor(logging.DEBUG):
+            return
+        super().access(resp, req, environ, request_time)
 
     def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict:
         """gunicorn's atoms, every text escaped."""

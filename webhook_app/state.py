@@ -1,4 +1,5 @@
-"""What the routes share: settings, the inbox, the store, the codec, and how to wake the relay."""
+"""What the routes share: settings, the inbox and how to record in it, the store, the codec, and how
+to wake the relay."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ class WebState:
     """The app's collaborators, made once by create_app."""
 
     settings: Settings
-    inbox: Inbox
+    inbox: Inbox                        # reads (probes); requests record through `record`
+    record: Callable[[bytes], int]      # a sealed body to the inbox, durably; its row id
     wake_relay: Callable[[], None]
     codec: Codec
     store: Store

@@ -11,6 +11,7 @@ from workers.runtime import logs
 from workers.runtime.celery_setup import create_celery
 from workers.runtime.config import load_settings
 from workers.runtime.data_dir import private_files
+from workers.runtime.priority import lower_process_priority_from_env
 from workers.runtime.private_redis import ensure_embedded_redis
 
 SUPERVISED_ENV = "INBOX_RELAY_SUPERVISED"  # set by `inbox-relay run`, which owns the private Redis
@@ -18,6 +19,7 @@ SUPERVISED_ENV = "INBOX_RELAY_SUPERVISED"  # set by `inbox-relay run`, which own
 
 def _app_from_environment() -> Celery:
     private_files()  # also when started by `celery -A workers.celery_app` directly
+    lower_process_priority_from_env()  # under `inbox-relay run`: acks come first
     settings = load_settings()
     if settings.embedded and not os.environ.get(SUPERVISED_ENV):
         ensure_embedded_redis(settings)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workers.crypto import Codec
+from workers.inbox import forks
 
 INBOX_FILE = "inbox.sqlite3"
 SCHEMA = """
@@ -61,6 +62,7 @@ class Inbox:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        forks.watch(self)
         with self._db() as db:
             db.executescript(SCHEMA)
             known = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
@@ -71,7 +73,7 @@ class Inbox:
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            if self._conn is None or self._pid != os.getpid():  # a forked child opens its own
+            if self._conn is None or self._pid != os.getpid():  # a child forked in mid-use opens its own
                 self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                              check_same_thread=False)
                 self._conn.execute("PRAGMA journal_mode=WAL")
@@ -80,17 +82,44 @@ class Inbox:
                 self._pid = os.getpid()
             yield self._conn
 
+    def suspend_for_fork(self) -> None:
+        """Wait for the current user, then close the connection (see workers.inbox.forks)."""
+        self._lock.acquire()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def resume_after_fork(self) -> None:
+        """Let users in again; the next opens a new connection."""
+        self._lock.release()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed if the block ends normally, else rolled back."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
     def append(self, body: bytes, *, force: bool = False) -> int:
         """Record a delivery; when this returns, it survives a crash."""
-        with self._db() as db:
-            cursor = db.execute("INSERT INTO deliveries (received_at, body, force) VALUES (?, ?, ?)",
-                                (time.time(), body, int(force)))
-            return int(cursor.lastrowid or 0)
+        return self.append_many([body], force=force)[0]
+
+    def append_many(self, bodies: list[bytes], *, force: bool = False) -> list[int]:
+        """Record deliveries in one transaction (one fsync); their ids, in order."""
+        now = time.time()
+        with self._write() as db:
+            return [int(db.execute("INSERT INTO deliveries (received_at, body, force) VALUES (?, ?, ?)",
+                                   (now, body, int(force))).lastrowid or 0) for body in bodies]
 
     def claim(self, owner: str, *, limit: int = 100, lease: float = 10.0) -> list[Delivery]:
         """Take up to `limit` unpublished deliveries for `lease` seconds, oldest first."""
         now = time.time()
-        with self._db() as db:
+        with self._write() as db:
             rows = db.execute(
                 "UPDATE deliveries SET claimed_by = ?, claimed_until = ? WHERE id IN ("
                 " SELECT id FROM deliveries WHERE published_at IS NULL"
@@ -114,24 +143,18 @@ class Inbox:
                    [(now, error[:1000], now, i) for i, error in failures])
 
     def _many(self, statement: str, rows: list[tuple]) -> None:
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(statement, rows)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._write() as db:
+            db.executemany(statement, rows)
 
     def release(self, owner: str) -> None:
         """Give back what `owner` claimed but did not publish, so that it is tried again at once."""
-        with self._db() as db:
+        with self._write() as db:
             db.execute("UPDATE deliveries SET claimed_until = NULL WHERE claimed_by = ?"
                        " AND published_at IS NULL", (owner,))
 
     def republish_since(self, since: float) -> int:
         """Publish again what was published after `since` (epoch seconds): the broker lost it."""
-        with self._db() as db:
+        with self._write() as db:
             return db.execute("UPDATE deliveries SET published_at = NULL, claimed_until = NULL"
                               " WHERE published_at >= ? AND failed_at IS NULL", (since,)).rowcount
 
@@ -143,7 +166,7 @@ class Inbox:
 
     def set_state(self, key: str, value: str) -> None:
         """Keep a value across restarts."""
-        with self._db() as db:
+        with self._write() as db:
             db.execute("INSERT OR REPLACE INTO relay_state (key, value) VALUES (?, ?)", (key, value))
 
     def counts(self) -> dict[str, int]:
@@ -204,6 +227,6 @@ class Inbox:
 
     def prune(self, *, older_than: float) -> int:
         """Forget published deliveries received before `older_than` (epoch seconds)."""
-        with self._db() as db:
+        with self._write() as db:
             return db.execute("DELETE FROM deliveries WHERE published_at IS NOT NULL"
                               " AND received_at < ?", (older_than,)).rowcount

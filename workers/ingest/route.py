@@ -22,7 +22,7 @@ def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
             for loaded in rt.handlers.values():
                 rt.store.progress.forget_done(loaded.name, event.id)
     ready: list[Event] = []
-    hydrating: dict[HydrationQueue, None] = {}  # a dict keeps the order a set would lose
+    hydrating: dict[HydrationQueue, int] = {}  # messages queued per account, in arrival order
     for event in events:
         EVENTS.labels(event.kind, event.platform or "none").inc()
         if not force and _brought_by_another(rt, event):
@@ -34,11 +34,21 @@ def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
             queue = HydrationQueue(event.account_id)
             rt.store.queues.enqueue(queue.name, event.id, Pending(event).to_dict(),
                                     score=time.time() * 1000)
-            hydrating[queue] = None
+            hydrating[queue] = hydrating.get(queue, 0) + 1
         # else: a repeated delivery every handler already has: no Graph call for it
     dispatch(rt, ready)
-    for queue in hydrating:
-        rt.scheduler.schedule(queue, countdown=rt.settings.hydration.coalesce_seconds)
+    for queue, count in hydrating.items():
+        rt.scheduler.schedule(queue, countdown=_gathering_time(rt, queue, count))
+
+
+def _gathering_time(rt: Runtime, queue: HydrationQueue, queued: int) -> float:
+    """0 when the account is idle: its budget has a free call and no other message of it waits, so
+    waiting would only add latency. Else coalesce_seconds: the burst this message is part of
+    gathers for one call (a task already waiting for budget or in a call takes it in anyway)."""
+    account = rt.settings.account_for(queue.account_id)
+    idle = (account is not None and rt.store.queues.length(queue.name) <= queued
+            and rt.store.budgets.free_now(account.page_id))
+    return 0.0 if idle else rt.settings.hydration.coalesce_seconds
 
 
 def _brought_by_another(rt: Runtime, event: Event) -> bool:

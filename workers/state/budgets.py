@@ -34,6 +34,15 @@ class CallBudgets(Concern):
         keys = [self._key("budget", account_id), self._key("blocked", account_id)]
         return int(self._take_call(keys=keys, args=[interval_ms])) / 1000
 
+    def free_now(self, account_id: str) -> bool:
+        """Whether a call taken now would be granted (without taking it)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.time()
+        pipe.get(self._key("budget", account_id))
+        pipe.pttl(self._key("blocked", account_id))
+        (seconds, micros), tat, blocked = pipe.execute()
+        return blocked <= 0 and int(tat or 0) <= seconds * 1000 + micros // 1000
+
     def block_calls(self, account_id: str, seconds: float) -> None:
         """Stop all calls for an account for a while (throttled, or usage headers near the limit)."""
         key = self._key("blocked", account_id)
