@@ -6,12 +6,13 @@ each test calls `drain` itself where a deliver task would, and records the tasks
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 
 from workers.delivery.dispatch import dispatch
-from workers.delivery.drain import deliver_one, drain
+from workers.delivery.drain import drain
 from workers.delivery.plugins import LoadedHandler
 from workers.errors import HandlerRejected
 from workers.records import DeliveryQueue, Event
@@ -190,6 +191,47 @@ def test_an_event_done_by_the_time_its_turn_comes_is_dropped_unhanded(make_rt):
     e1 = event("1", 1001)
     dispatch(rt, [e1])
     rt.store.progress.mark_done("a", e1.id)           # another worker got there first
-    queue = DeliveryQueue.of("a", e1)
-    assert deliver_one(rt.store, rt.handlers["a"], queue, e1.to_dict()) is None
+    assert run(rt, "a", e1) is None
     assert recorder(rt, "a").calls == [] and queued(rt, "a", e1) == []
+
+
+# -- delivering in the task that queued the events (what the worker does) ---------------------------
+def inline(rt: Runtime, seconds: float = 2.0) -> Runtime:
+    return dataclasses.replace(rt, deliver_inline_for=seconds)
+
+
+def test_the_dispatching_task_delivers_what_it_queued_without_task_messages(make_rt, sent):
+    rt = inline(make_rt("a", "b"))
+    e1, e2, other = event("1", 1002), event("2", 1001), event("other", 1003, customer="c2")
+    dispatch(rt, [e1, e2, other])
+    assert sent == []
+    assert recorder(rt, "a").handled == [e2.id, e1.id, other.id] == recorder(rt, "b").handled
+    assert queued(rt, "a", e1) == [] and queued(rt, "b", other) == []
+    assert not rt.store.flags.is_claimed(DeliveryQueue.of("a", e1).name), "flags are given back"
+
+
+def test_a_queue_another_task_drains_is_left_to_it(make_rt, sent):
+    rt = inline(make_rt("a"))
+    e1 = event("1", 1001)
+    rt.store.flags.claim(DeliveryQueue.of("a", e1).name, ttl=60)  # a deliver task is on it
+    dispatch(rt, [e1])
+    assert recorder(rt, "a").calls == [] and queued(rt, "a", e1) == [e1.id] and sent == []
+
+
+def test_a_failing_handler_goes_on_in_a_deliver_task_later_holding_the_flag(make_rt, sent):
+    rt = inline(make_rt("a"))
+    e1 = event("1", 1001)
+    recorder(rt, "a").failing[e1.id] = RuntimeError("down")
+    dispatch(rt, [e1])
+    [(task, args, countdown)] = sent
+    assert (task, args) == (DELIVER_TASK, (DeliveryQueue.of("a", e1).name,)) and 0.5 <= countdown <= 1.0
+    assert rt.store.flags.is_claimed(DeliveryQueue.of("a", e1).name)
+    assert queued(rt, "a", e1) == [e1.id]
+
+
+def test_queues_past_the_time_budget_go_to_deliver_tasks(make_rt, sent):
+    rt = inline(make_rt("a"), seconds=1e-9)
+    e1, other = event("1", 1001), event("other", 1002, customer="c2")
+    dispatch(rt, [e1, other])
+    assert recorder(rt, "a").calls == []
+    assert sent == [(DELIVER_TASK, (DeliveryQueue.of("a", e).name,), 0.0) for e in (e1, other)]

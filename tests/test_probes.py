@@ -78,11 +78,13 @@ def test_json_logs_carry_one_object_per_line_with_the_ids():
     try:
         relay.start()
         assert relay.post(_read(3))[0] == 200
+        assert relay.post(_read(4), secret="not-the-secret")[0] == 403
         [event] = parse_envelope(json.loads(_read(3)))
         wait_for(lambda: event.id in relay.log.read_text(), message="the delivery in the worker's log")
         lines = [json.loads(line) for line in relay.log.read_text().splitlines() if line.startswith("{")]
         messages = [line["message"] for line in lines]
-        assert any(m.startswith("accepted delivery=") for m in messages), "the web worker's line"
+        assert any(m.startswith("rejected delivery:") for m in messages), "the web worker's line"
+        assert any('"POST /webhook" 403' in m for m in messages), "the access log's line"
         assert any(event.id in m and "handler=jsonl" in m for m in messages), "the worker's line"
         assert {"time", "level", "logger", "message"} <= set(lines[0])
     finally:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
 
 from workers.records import HydrationQueue, Queue
 from workers.state.flags import Flags
@@ -14,6 +15,7 @@ HYDRATE_TASK = "inbox_relay.hydrate"
 DELIVER_TASK = "inbox_relay.deliver"
 SWEEP_TASK = "inbox_relay.sweep"
 SYNC_TASK = "inbox_relay.sync"
+AnyQueue = TypeVar("AnyQueue", bound=Queue)
 
 
 class SendTask(Protocol):
@@ -32,8 +34,18 @@ class Scheduler:
 
     def schedule(self, queue: Queue, *, countdown: float = 0.0) -> None:
         """Start a drain task for `queue` unless one is already on it."""
-        if not self.flags.claim(queue.name, ttl=self.visibility_timeout):
-            return
+        if self.flags.claim(queue.name, ttl=self.visibility_timeout):
+            self.send(queue, countdown=countdown)
+
+    def claim_many(self, queues: Sequence[AnyQueue]) -> list[AnyQueue]:
+        """Take the flags of the queues nobody drains (one round trip); the caller drains those."""
+        taken = self.flags.claim_many([queue.name for queue in queues], ttl=self.visibility_timeout)
+        return [queue for queue, took in zip(queues, taken, strict=True) if took]
+
+    def send(self, queue: Queue, *, countdown: float = 0.0) -> None:
+        """Start a drain task for a queue whose flag the caller holds (and hands over)."""
+        if countdown:
+            self.hold(queue, countdown)
         task = HYDRATE_TASK if isinstance(queue, HydrationQueue) else DELIVER_TASK
         try:
             self.send_task(task, args=(queue.name,), countdown=countdown)

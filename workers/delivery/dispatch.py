@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from typing import TYPE_CHECKING
 
+from workers.delivery.drain import drain
 from workers.records import DeliveryQueue, Event
 
 if TYPE_CHECKING:
@@ -23,8 +26,34 @@ def dispatch(rt: Runtime, events: list[Event]) -> None:
             if not had]
     rt.store.queues.enqueue_many([(queue.name, event.id, event.to_dict(), event.timestamp or 0)
                                   for queue, event in todo])
-    for queue in dict.fromkeys(queue for queue, _ in todo):  # each queue once, in order
-        rt.scheduler.schedule(queue)
+    queues = list(dict.fromkeys(queue for queue, _ in todo))  # each queue once, in order
+    if rt.deliver_inline_for > 0:
+        deliver_here(rt, rt.scheduler.claim_many(queues))
+    else:
+        for queue in queues:
+            rt.scheduler.schedule(queue)
+
+
+def deliver_here(rt: Runtime, queues: list[DeliveryQueue]) -> None:
+    """Drain queues whose flags this task holds, in this task: no task message per queue.
+
+    A queue whose handler must wait, or that the time budget does not reach, goes on in a deliver
+    task; a queue that took new events meanwhile is handed to one too (Scheduler.finish).
+    """
+    deadline = time.monotonic() + rt.deliver_inline_for
+    for n, queue in enumerate(queues):
+        left = deadline - time.monotonic()
+        try:
+            delay = drain(rt.store, rt.handlers[queue.handler], queue, time_budget=left) if left > 0 else 0.0
+        except BaseException:
+            with contextlib.suppress(Exception):  # the store may be out of reach: the flags expire
+                for rest in queues[n:]:
+                    rt.store.flags.release(rest.name)
+            raise
+        if delay is None:
+            rt.scheduler.finish(queue)
+        else:
+            rt.scheduler.send(queue, countdown=delay)
 
 
 def enqueue(rt: Runtime, queue: DeliveryQueue, event: Event) -> None:

@@ -17,32 +17,42 @@ BATCH = 100
 TIME_BUDGET = 10.0   # seconds one task spends on a queue before handing over (time limits)
 
 
-def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue) -> float | None:
-    """Deliver the queue's events oldest first; returns a retry delay if the head must wait."""
+def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
+          time_budget: float = TIME_BUDGET) -> float | None:
+    """Deliver the queue's events oldest first; returns a retry delay if the head must wait
+    (0 when the time budget ran out first)."""
     started = time.monotonic()
-    for record in store.queues.peek(queue.name, BATCH):
-        if time.monotonic() - started > TIME_BUDGET:
-            return 0.0  # go on in a fresh task
-        delay = deliver_one(store, loaded, queue, record)
-        if delay is not None:
-            return delay
+    records = store.queues.peek(queue.name, BATCH)
+    done = store.progress.done_many([(loaded.name, record["id"]) for record in records])
+    moved_on: list[str] = []
+    try:
+        for record, had in zip(records, done, strict=True):
+            if time.monotonic() - started > time_budget:
+                return 0.0  # go on in a fresh task
+            if not had:
+                delay = deliver_one(store, loaded, queue, record)
+                if delay is not None:
+                    return delay
+            moved_on.append(record["id"])
+    finally:
+        # One round trip for the batch. Should it not happen, the events stay queued but marked
+        # done: the next drain skips and removes them.
+        store.queues.dequeue(queue.name, *moved_on)
     return None
 
 
 def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
                 record: dict) -> float | None:
-    """Give one event to the handler unless it already has it; None when it moved on."""
+    """Give one event to the handler and mark it done; None when it moved on (delivered or
+    dead-lettered), else the delay before the next attempt."""
     name, event_id = loaded.name, record["id"]
-    if not store.progress.is_done(name, event_id):
-        try:
-            loaded.handler.handle(Event.from_dict(record))
-        except Exception as exc:  # a plugin may raise anything: isolate it here
-            return _failed(store, loaded, queue, record, exc)
-        store.progress.mark_done(name, event_id)
-        store.progress.clear_attempts(name, event_id)
-        HANDLER_DELIVERIES.labels(name, "success").inc()
-        log.info("delivered event=%s kind=%s handler=%s", event_id, record.get("kind"), name)
-    store.queues.dequeue(queue.name, event_id)
+    try:
+        loaded.handler.handle(Event.from_dict(record))
+    except Exception as exc:  # a plugin may raise anything: isolate it here
+        return _failed(store, loaded, queue, record, exc)
+    store.progress.mark_done(name, event_id)  # at once: a crash after this does not deliver it twice
+    HANDLER_DELIVERIES.labels(name, "success").inc()
+    log.info("delivered event=%s kind=%s handler=%s", event_id, record.get("kind"), name)
     return None
 
 

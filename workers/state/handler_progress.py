@@ -15,8 +15,11 @@ class HandlerProgress(Concern):
     done_ttl: float = DONE_TTL
 
     def mark_done(self, handler: str, event_id: str) -> None:
-        """Remember that `handler` succeeded with this event."""
-        self._redis.set(self._key("done", handler, event_id), "1", ex=int(self.done_ttl))
+        """Remember that `handler` succeeded with this event (its failed attempts are forgotten)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self._key("done", handler, event_id), "1", ex=int(self.done_ttl))
+        pipe.delete(self._key("attempts", handler, event_id))
+        pipe.execute()
 
     def is_done(self, handler: str, event_id: str) -> bool:
         """Whether `handler` already succeeded with this event."""
