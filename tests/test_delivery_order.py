@@ -235,3 +235,20 @@ def test_queues_past_the_time_budget_go_to_deliver_tasks(make_rt, sent):
     dispatch(rt, [e1, other])
     assert recorder(rt, "a").calls == []
     assert sent == [(DELIVER_TASK, (DeliveryQueue.of("a", e).name,), 0.0) for e in (e1, other)]
+
+
+def test_a_task_handed_out_again_takes_back_the_flags_it_held_and_only_those(make_rt, sent):
+    from workers.scheduler import TASK_ID
+
+    rt = inline(make_rt("a"))
+    e1, other = event("1", 1001), event("other", 1002, customer="c2")
+    mine, theirs = DeliveryQueue.of("a", e1), DeliveryQueue.of("a", other)
+    rt.store.flags.claim_many([mine.name], ttl=60, owner="task-1")  # then its worker was killed
+    rt.store.flags.claim(theirs.name, ttl=60)                      # a deliver task is on this one
+    TASK_ID.set("task-1")
+    try:
+        dispatch(rt, [e1, other])  # the same task, run again
+    finally:
+        TASK_ID.set("no-task")
+    assert recorder(rt, "a").handled == [e1.id]
+    assert queued(rt, "a", other) == [other.id]

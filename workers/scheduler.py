@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
 from workers.records import HydrationQueue, Queue
@@ -16,6 +17,8 @@ DELIVER_TASK = "inbox_relay.deliver"
 SWEEP_TASK = "inbox_relay.sweep"
 SYNC_TASK = "inbox_relay.sync"
 AnyQueue = TypeVar("AnyQueue", bound=Queue)
+# The id of the task running in this context: the owner of the flags it claims for itself.
+TASK_ID: ContextVar[str] = ContextVar("task_id", default="no-task")
 
 
 class SendTask(Protocol):
@@ -38,8 +41,10 @@ class Scheduler:
             self.send(queue, countdown=countdown)
 
     def claim_many(self, queues: Sequence[AnyQueue]) -> list[AnyQueue]:
-        """Take the flags of the queues nobody drains (one round trip); the caller drains those."""
-        taken = self.flags.claim_many([queue.name for queue in queues], ttl=self.visibility_timeout)
+        """Take the flags of the queues nobody else drains (one round trip), for the running task
+        (see TASK_ID); the caller drains those."""
+        taken = self.flags.claim_many([queue.name for queue in queues], ttl=self.visibility_timeout,
+                                      owner=TASK_ID.get())
         return [queue for queue, took in zip(queues, taken, strict=True) if took]
 
     def send(self, queue: Queue, *, countdown: float = 0.0) -> None:

@@ -25,7 +25,15 @@ from workers.ingest.parse import parse_envelope
 from workers.ingest.route import route
 from workers.records import DeliveryQueue, HydrationQueue, Queue, parse_queue
 from workers.runtime.context import Runtime, RuntimeCache
-from workers.scheduler import DELIVER_TASK, HYDRATE_TASK, INGEST_TASK, SWEEP_TASK, SYNC_TASK, backoff
+from workers.scheduler import (
+    DELIVER_TASK,
+    HYDRATE_TASK,
+    INGEST_TASK,
+    SWEEP_TASK,
+    SYNC_TASK,
+    TASK_ID,
+    backoff,
+)
 from workers.sync import background as sync_runs
 
 log = logging.getLogger(__name__)
@@ -50,6 +58,7 @@ class StageTask(Task):
 
     def run_stage(self, rt: Runtime, stage: Callable[[], Any], on_bug: Callable[[Exception], None]) -> Any:
         """Run a stage: retry transient errors with capped backoff; hand any other to `on_bug`."""
+        TASK_ID.set(self.request.id or "no-task")  # the owner of the flags this stage claims
         try:
             return stage()
         except (Retry, Reject):
