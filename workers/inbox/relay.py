@@ -57,12 +57,15 @@ def celery_publisher(celery_app: Celery, inbox_id: str) -> Publish:
     """
     def publish(batch: list[tuple[Delivery, str]]) -> None:
         with celery_app.producer_or_acquire() as producer, producer.batch():
-            for delivery, text in batch:
+            for n, (delivery, text) in enumerate(batch):
                 # argsrepr: what logs and broker headers show of the arguments; never the body.
                 celery_app.send_task(INGEST_TASK, args=[delivery.id, text, delivery.force, inbox_id],
                                      argsrepr=f"(delivery={delivery.id})", kwargsrepr="{}",
                                      producer=producer, retry=True,
-                                     retry_policy={"max_retries": 1, "interval_start": 0.1})
+                                     retry_policy={"max_retries": 1, "interval_start": 0.1},
+                                     # The queue is declared with the first message of a batch:
+                                     # asking for each cost a fifth of the relay's time.
+                                     **({} if n == 0 else {"declare": []}))
     return publish
 
 
