@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from celery import Celery
 
@@ -58,14 +58,14 @@ def celery_publisher(celery_app: Celery, inbox_id: str) -> Publish:
     def publish(batch: list[tuple[Delivery, str]]) -> None:
         with celery_app.producer_or_acquire() as producer, producer.batch():
             for n, (delivery, text) in enumerate(batch):
+                # The queue is declared with the first message of a batch: asking for each cost a
+                # fifth of the relay's time.
+                declare: dict[str, Any] = {} if n == 0 else {"declare": []}
                 # argsrepr: what logs and broker headers show of the arguments; never the body.
                 celery_app.send_task(INGEST_TASK, args=[delivery.id, text, delivery.force, inbox_id],
                                      argsrepr=f"(delivery={delivery.id})", kwargsrepr="{}",
                                      producer=producer, retry=True,
-                                     retry_policy={"max_retries": 1, "interval_start": 0.1},
-                                     # The queue is declared with the first message of a batch:
-                                     # asking for each cost a fifth of the relay's time.
-                                     **({} if n == 0 else {"declare": []}))
+                                     retry_policy={"max_retries": 1, "interval_start": 0.1}, **declare)
     return publish
 
 
