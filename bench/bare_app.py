@@ -1,4 +1,4 @@
-"""Baseline for bench/latency.py: a bare Flask app whose POST /webhook only checks the HMAC."""
+"""Baseline for bench/ingest.py: a bare Flask app whose POST /webhook only checks the HMAC."""
 
 from __future__ import annotations
 
