@@ -60,12 +60,13 @@ def one_at_a_time(relay: RelayProcess, bodies: list[tuple[str, bytes]], field: s
     return latencies
 
 
-def latencies(count: int) -> dict[str, list[float]]:
-    """Read events and hydrated messages, one at a time, through one system."""
+def latencies(count: int, broker_url: str) -> dict[str, list[float]]:
+    """Read events and hydrated messages, one at a time, through one system on `broker_url`."""
     world = GraphWorld(calls_per_second=2.0)
     world.latency = GRAPH_LATENCY
     world.add_account(PAGE, "token")
-    with GraphBackedRelay(world, [{"page_id": PAGE, "access_token": "token"}]) as relay:
+    accounts = [{"page_id": PAGE, "access_token": "token"}]
+    with GraphBackedRelay(world, accounts, broker_url=broker_url) as relay:
         warm = [(f"warm{n}", read_delivery("warm", n)) for n in range(3)]
         one_at_a_time(relay, [(f"warm{n}-0", body) for n, (_, body) in enumerate(warm)], "sender_id")
         reads = one_at_a_time(relay, [(f"lat{n}-0", read_delivery("lat", n)) for n in range(count)],
@@ -78,7 +79,7 @@ def latencies(count: int) -> dict[str, list[float]]:
             body = messaging_body(PAGE, user, {"message": {"mid": mid, "text": "hello"}},
                                   timestamp=int(time.time() * 1000))
             messages += one_at_a_time(relay, [(mid, body)], "mid")
-    return {"read event (no Graph call)": reads, "message, hydrated (Graph 50 ms)": messages}
+    return {"read event": reads, "message, hydrated": messages}
 
 
 def throughput(broker_url: str, deliveries: int) -> float:
@@ -152,7 +153,8 @@ def main() -> None:
     singles, deliveries = (10, 300) if quick else (30, 1000)
     print(f"latency: {singles} deliveries of each kind, one at a time; throughput: {deliveries} deliveries "
           f"of {EVENTS_PER_DELIVERY} `read` events from {CLIENTS} clients")
-    timings = latencies(singles)
+    timings = {f"{kind}, {broker}": values for broker, url in (("embedded", ""), ("Redis", redis_url(11)))
+               for kind, values in latencies(singles, url).items()}
     scratch = Path(tempfile.mkdtemp(prefix="ir-e2e-"))
     rates = []
     try:
@@ -168,15 +170,17 @@ def main() -> None:
                       trivial_rate(shared, deliveries * EVENTS_PER_DELIVERY)))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print("\nPOST to record, one delivery at a time:")
+    print(f"\nPOST to record, one delivery at a time (messages: Graph stand-in answering in "
+          f"{GRAPH_LATENCY * 1000:.0f} ms, 2 calls/s):")
     print(table(["event", "deliveries", "p50 ms", "p90 ms", "max ms"],
                 [[name, len(x), f"{statistics.median(x) * 1000:.1f}", f"{percentile(x, 90) * 1000:.1f}",
                   f"{max(x) * 1000:.1f}"] for name, x in timings.items()]))
     print("\nend to end, events/s (baseline: a trivial Celery task on the same broker, tasks/s):")
     print(table(["broker", "inbox-relay events/s", "trivial task/s", "ratio"],
                 [[name, f"{ours:.0f}", f"{base:.0f}", f"{ours / base:.2f}"] for name, ours, base in rates]))
-    hydrated = statistics.median(timings["message, hydrated (Graph 50 ms)"]) * 1000
-    checks = [(f"hydrated median < {TARGET_HYDRATED_MEDIAN_MS:.0f} ms", hydrated < TARGET_HYDRATED_MEDIAN_MS),
+    hydrated = statistics.median(timings["message, hydrated, embedded"]) * 1000
+    checks = [(f"hydrated median < {TARGET_HYDRATED_MEDIAN_MS:.0f} ms (embedded broker)",
+               hydrated < TARGET_HYDRATED_MEDIAN_MS),
               (f">= {TARGET_EVENTS_PER_SECOND:.0f} events/s on the embedded broker",
                rates[0][1] >= TARGET_EVENTS_PER_SECOND)]
     print("\ntargets:")
