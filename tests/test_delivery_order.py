@@ -245,10 +245,25 @@ def test_a_task_handed_out_again_takes_back_the_flags_it_held_and_only_those(mak
     mine, theirs = DeliveryQueue.of("a", e1), DeliveryQueue.of("a", other)
     rt.store.flags.claim_many([mine.name], ttl=60, owner="task-1")  # then its worker was killed
     rt.store.flags.claim(theirs.name, ttl=60)                      # a deliver task is on this one
-    TASK_ID.set("task-1")
+    token = TASK_ID.set("task-1")
     try:
         dispatch(rt, [e1, other])  # the same task, run again
     finally:
-        TASK_ID.set("no-task")
+        TASK_ID.reset(token)
     assert recorder(rt, "a").handled == [e1.id]
     assert queued(rt, "a", other) == [other.id]
+
+
+def test_a_queue_handed_to_a_deliver_task_cannot_be_taken_back_by_the_task_that_handed_it(make_rt, sent):
+    from workers.scheduler import TASK_ID
+
+    rt = inline(make_rt("a"), seconds=1e-9)  # the budget runs out: the queue goes to a deliver task
+    e1, e2 = event("1", 1001), event("2", 1002)
+    token = TASK_ID.set("hydrate-task-1")
+    try:
+        dispatch(rt, [e1])
+        dispatch(rt, [e2])  # the same task id, retried (waiting for call budget) while it drains
+    finally:
+        TASK_ID.reset(token)
+    assert [args for _, args, _ in sent] == [(DeliveryQueue.of("a", e1).name,)], "one drainer only"
+    assert recorder(rt, "a").calls == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
@@ -18,7 +19,8 @@ SWEEP_TASK = "inbox_relay.sweep"
 SYNC_TASK = "inbox_relay.sync"
 AnyQueue = TypeVar("AnyQueue", bound=Queue)
 # The id of the task running in this context: the owner of the flags it claims for itself.
-TASK_ID: ContextVar[str] = ContextVar("task_id", default="no-task")
+# Outside a task (the `sync` command, say), one id per process.
+TASK_ID: ContextVar[str] = ContextVar("task_id", default=f"process-{uuid.uuid4().hex}")
 
 
 class SendTask(Protocol):
@@ -49,8 +51,9 @@ class Scheduler:
 
     def send(self, queue: Queue, *, countdown: float = 0.0) -> None:
         """Start a drain task for a queue whose flag the caller holds (and hands over)."""
-        if countdown:
-            self.hold(queue, countdown)
+        # Rewritten in any case: a flag still naming the caller's task id would let that task,
+        # run again (a retry keeps its id), take it back while the new task drains the queue.
+        self.hold(queue, countdown)
         task = HYDRATE_TASK if isinstance(queue, HydrationQueue) else DELIVER_TASK
         try:
             self.send_task(task, args=(queue.name,), countdown=countdown)

@@ -58,7 +58,8 @@ class StageTask(Task):
 
     def run_stage(self, rt: Runtime, stage: Callable[[], Any], on_bug: Callable[[Exception], None]) -> Any:
         """Run a stage: retry transient errors with capped backoff; hand any other to `on_bug`."""
-        TASK_ID.set(self.request.id or "no-task")  # the owner of the flags this stage claims
+        if self.request.id:
+            TASK_ID.set(self.request.id)  # the owner of the flags this stage claims
         try:
             return stage()
         except (Retry, Reject):

@@ -100,10 +100,11 @@ class Inbox:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # a failed COMMIT too: never leave the write lock held
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     def append(self, body: bytes, *, force: bool = False) -> int:
         """Record a delivery; when this returns, it survives a crash."""
