@@ -25,15 +25,17 @@ def create_app(settings: Settings | None = None, *, start_relay: bool = True) ->
     from flask import Flask
 
     from webhook_app.probes import probes
-    from webhook_app.routes import blueprint
+    from webhook_app.routes import DeliveryEndpoint, blueprint
 
     settings = settings or load_settings()
     app = Flask(__name__)
     inbox = Inbox(settings.data_dir / INBOX_FILE)
     record = GroupCommit(inbox.append_many, event_loop_gathering()).append
     codec = Codec(settings.encryption_keys)
-    app.extensions["inbox_relay"] = WebState(settings, inbox, record, _relay_waker(settings, start_relay),
-                                             codec, Store(settings.redis_store_url, codec=codec))
+    state = WebState(settings, inbox, record, _relay_waker(settings, start_relay), codec,
+                     Store(settings.redis_store_url, codec=codec))
+    app.extensions["inbox_relay"] = state
+    app.wsgi_app = DeliveryEndpoint(app)  # type: ignore[method-assign]
     app.register_blueprint(blueprint)
     app.register_blueprint(probes)
     return app

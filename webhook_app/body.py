@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Request
 
 MAX_DEPTH = 64  # Meta's envelopes nest about 8 levels; far deeper is an attack, not a delivery
 
@@ -18,7 +18,7 @@ class BodyError(Exception):
         self.status = status
 
 
-def read_body(limit: int) -> bytes:
+def read_body(request: Request, limit: int) -> bytes:
     """The raw body, at most `limit` bytes, whether sent with Content-Length or chunked.
 
     The limit is ours, not Flask's MAX_CONTENT_LENGTH: for a chunked body that would cut the
