@@ -40,7 +40,7 @@ class Scheduler:
     def schedule(self, queue: Queue, *, countdown: float = 0.0) -> None:
         """Start a drain task for `queue` unless one is already on it."""
         if self.flags.claim(queue.name, ttl=self.visibility_timeout):
-            self.send(queue, countdown=countdown)
+            self._start(queue, countdown)
 
     def claim_many(self, queues: Sequence[AnyQueue]) -> list[AnyQueue]:
         """Take the flags of the queues nobody else drains (one round trip), for the running task
@@ -54,6 +54,10 @@ class Scheduler:
         # Rewritten in any case: a flag still naming the caller's task id would let that task,
         # run again (a retry keeps its id), take it back while the new task drains the queue.
         self.hold(queue, countdown)
+        self._start(queue, countdown)
+
+    def _start(self, queue: Queue, countdown: float) -> None:
+        """Send the drain task of a queue whose flag is held; give the flag back if that fails."""
         task = HYDRATE_TASK if isinstance(queue, HydrationQueue) else DELIVER_TASK
         try:
             self.send_task(task, args=(queue.name,), countdown=countdown)

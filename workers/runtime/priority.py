@@ -32,4 +32,4 @@ def lower_thread_priority(increment: int) -> None:
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
     except (AttributeError, OSError) as exc:
-        log.debug("could not lower the relay's priority: %s", exc)
+        log.debug("could not lower this thread's priority: %s", exc)
