@@ -16,6 +16,14 @@ def messaging_body(account: str, user: str, item: dict, *, timestamp: int, paddi
     return json.dumps(envelope).encode()
 
 
+def read_events_body(account: str, senders: list[str], *, timestamp: int) -> bytes:
+    """A `page` delivery of one `read` event from each of `senders` (events that need no Graph call)."""
+    items = [{"sender": {"id": sender}, "recipient": {"id": account}, "timestamp": timestamp,
+              "read": {"watermark": timestamp}} for sender in senders]
+    return json.dumps({"object": "page", "entry": [{"id": account, "time": timestamp,
+                                                     "messaging": items}]}).encode()
+
+
 class JsonlTail:
     """The records appended to a jsonl file since the previous read, whole lines only."""
 

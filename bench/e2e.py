@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import JsonlTail, messaging_body, percentile, table  # noqa: E402
+from bench.common import JsonlTail, messaging_body, percentile, read_events_body, table  # noqa: E402
 from tests.fake_graph import GraphWorld  # noqa: E402
 from tests.harness import GraphBackedRelay, RelayProcess, redis_url, wait_for, write_config  # noqa: E402
 
@@ -38,13 +38,8 @@ TARGET_HYDRATED_MEDIAN_MS, TARGET_EVENTS_PER_SECOND = 300.0, 600.0
 
 def read_delivery(tag: str, n: int) -> bytes:
     """A delivery of EVENTS_PER_DELIVERY `read` events from distinct senders."""
-    now = int(time.time() * 1000)
-    import json
-    body = json.loads(messaging_body(PAGE, f"{tag}{n}-0", {"read": {"watermark": now}}, timestamp=now))
-    first = body["entry"][0]["messaging"][0]
-    body["entry"][0]["messaging"] += [{**first, "sender": {"id": f"{tag}{n}-{k}"}}
-                                      for k in range(1, EVENTS_PER_DELIVERY)]
-    return json.dumps(body).encode()
+    return read_events_body(PAGE, [f"{tag}{n}-{k}" for k in range(EVENTS_PER_DELIVERY)],
+                            timestamp=int(time.time() * 1000))
 
 
 def one_at_a_time(relay: RelayProcess, bodies: list[tuple[str, bytes]], field: str) -> list[float]:

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import messaging_body, table  # noqa: E402
+from bench.common import read_events_body, table  # noqa: E402
 from tests.harness import SECRET, RelayProcess, free_port, wait_for, write_config  # noqa: E402
 from webhook_app.signature import sign  # noqa: E402
 
@@ -37,12 +37,8 @@ TARGET_RATIO, TARGET_P99_MS = 0.6, 30.0
 
 def delivery(n: int) -> bytes:
     """A delivery of EVENTS_PER_DELIVERY `read` events from distinct senders (no Graph call)."""
-    now = int(time.time() * 1000)
-    body = json.loads(messaging_body(PAGE, f"u{n}-0", {"read": {"watermark": now}}, timestamp=now))
-    messaging = body["entry"][0]["messaging"]
-    for k in range(1, EVENTS_PER_DELIVERY):
-        messaging.append({**messaging[0], "sender": {"id": f"u{n}-{k}"}})
-    return json.dumps(body).encode()
+    return read_events_body(PAGE, [f"u{n}-{k}" for k in range(EVENTS_PER_DELIVERY)],
+                            timestamp=int(time.time() * 1000))
 
 
 def wrk_script(directory: Path, prefix: str) -> Path:
