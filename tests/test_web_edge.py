@@ -67,6 +67,32 @@ def test_bad_chunk_framing_is_400(relay):
     assert _chunked(relay, body, b"zz\r\n" + body + b"\r\n0\r\n\r\n") == 400
 
 
+MALFORMED_FRAMING = {
+    "negative length": b"Content-Length: -1\r\n",
+    "length not a number": b"Content-Length: abc\r\n",
+    "length with a sign": b"Content-Length: +2\r\n",
+    "a list of lengths": b"Content-Length: 2, 2\r\n",
+    "two lengths": b"Content-Length: 2\r\nContent-Length: 3\r\n",
+    "the same length twice": b"Content-Length: 2\r\nContent-Length: 2\r\n",
+    "chunked and a length": b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n",
+    "unknown transfer coding": b"Transfer-Encoding: gzip\r\n",
+    "chunked twice": b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+    "a space before the colon": b"Content-Length : 2\r\n",
+    "a NUL in a header": b"X-Anything: a\x00b\r\nContent-Length: 2\r\n",
+}
+
+
+@pytest.mark.parametrize("headers", MALFORMED_FRAMING.values(), ids=MALFORMED_FRAMING.keys())
+def test_malformed_framing_through_the_real_server_is_400(relay, headers):
+    # gunicorn refuses these before the app sees them; its refusal must stay a 400, not a 500.
+    with _connect(relay) as sock:
+        sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + headers + b"\r\n{}")
+        assert _status(sock) == 400
+    with _connect(relay) as sock:  # and the server goes on serving
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _status(sock) == 200
+
+
 def test_hundreds_of_slow_clients_do_not_hold_deliveries_back(relay):
     slow = []
     try:

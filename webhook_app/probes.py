@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from webhook_app.state import WebState, web_state
+from workers.runtime.components import board_path, read_board
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,7 +39,7 @@ def readyz() -> ResponseReturnValue:
     state = _state()
     checks = {"store": _check(lambda: state.store.health.ping()),
               "broker": _check(lambda: _broker_answers(state.settings.celery_broker_url)),
-              "backlog": _backlog_check(state)}
+              "backlog": _backlog_check(state), **_component_checks(state)}
     failed = sorted(name for name, result in checks.items() if result != "ok")
     body = {"status": "ready" if not failed else "not ready", "failed": failed, "checks": checks,
             "paused_accounts": _paused_accounts(state)}
@@ -64,6 +65,12 @@ def _backlog_check(state: WebState) -> str:
     age = 0.0 if oldest is None else time.time() - oldest
     limit = state.settings.web.ready_backlog_seconds
     return "ok" if age <= limit else f"failed: the oldest unpublished delivery is {age:.0f}s old"
+
+
+def _component_checks(state: WebState) -> dict[str, str]:
+    """The supervised parts that are restarting (a crash-looping worker, say), under `run`."""
+    return {f"component {part.name}": "ok" if part.state == "running" else f"failed: {part.summary()}"
+            for part in read_board(board_path(state.settings))}
 
 
 def _paused_accounts(state: WebState) -> list[str]:

@@ -57,7 +57,7 @@ class EscapingLogger(Logger):
     def access(self, resp: Any, req: Any, environ: dict, request_time: Any) -> None:
         """Every request but accepted deliveries, which the inbox records (`deliveries list`) and
         /metrics counts: a line each would cost a write per delivery. `--log-level debug` logs them."""
-        accepted = req.method == "POST" and resp.status_code == 200
+        accepted = req.method == "POST" and status_code(resp) == 200
         if accepted and not self.error_log.isEnabledFor(logging.DEBUG):
             return
         super().access(resp, req, environ, request_time)
@@ -73,6 +73,17 @@ class EscapingLogger(Logger):
             self.info("closed a connection silent for %.0fs", READ_TIMEOUT)
             return
         super().exception(msg, *args, **kwargs)
+
+
+def status_code(resp: Any) -> int | None:
+    """The status of a response, also of the one gunicorn builds for a request it refuses (400
+    for a malformed Content-Length, say), which has only its status line: reading `status_code`
+    there raised, and the refusal became a 500."""
+    code = getattr(resp, "status_code", None)
+    if code is None and isinstance(getattr(resp, "status", None), str):
+        head = resp.status.split(" ", 1)[0]
+        code = int(head) if head.isdigit() else None
+    return code
 
 
 def escape(text: str) -> str:

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import kombu.exceptions
 import redis
 from celery import Task, current_app, shared_task
 from celery.exceptions import Reject, Retry
@@ -34,14 +33,12 @@ from workers.scheduler import (
     TASK_ID,
     backoff,
 )
+from workers.state.waits import is_wait
 from workers.sync import background as sync_runs
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY = 60.0
 SYNC_SLICE = 10.0  # seconds one sync task reads before a later task goes on
-MAX_TRANSIENT_RETRIES = 20
-TRANSIENT = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError,
-             ConnectionError, TimeoutError)
 
 # The boundary where each worker process builds its collaborators, once (again on a new config).
 _runtimes = RuntimeCache(lambda name, args, countdown: current_app.send_task(
@@ -50,33 +47,38 @@ _runtimes = RuntimeCache(lambda name, args, countdown: current_app.send_task(
 
 class StageTask(Task):
     """Late acknowledgement: a task whose worker dies is handed to another. Retries are not
-    capped here: waiting (for budget, backoff or a handler) is no failure; transient errors are
-    capped in `run_stage`."""
+    capped: waiting (for budget, backoff, a handler, or a store that is full or down) is no
+    failure."""
 
     acks_late = True
     max_retries = None
 
     def run_stage(self, rt: Runtime, stage: Callable[[], Any], on_bug: Callable[[Exception], None]) -> Any:
-        """Run a stage: retry transient errors with capped backoff; hand any other to `on_bug`."""
+        """Run a stage: wait out store and broker errors (retries with backoff, for as long as they
+        last); hand any other error to `on_bug`, once."""
         if self.request.id:
             TASK_ID.set(self.request.id)  # the owner of the flags this stage claims
         try:
             return stage()
         except (Retry, Reject):
             raise
-        except TRANSIENT as exc:
-            attempt = self.request.retries + 1
-            if attempt <= MAX_TRANSIENT_RETRIES:
+        except Exception as exc:
+            if is_wait(exc):
+                attempt = self.request.retries + 1
                 countdown = min(backoff(attempt), rt.settings.max_countdown)
-                log.warning("task=%s transient %s; retry %d in %.1fs", self.name,
-                            type(exc).__name__, attempt, countdown)
+                log.warning("task=%s store or broker not available (%s); retry %d in %.1fs",
+                            self.name, _reason(exc), attempt, countdown)
                 raise later(self, countdown=countdown) from None
-            failure: Exception = exc
-        except Exception as exc:  # bad data or a bug: fail once, where an operator sees it
-            failure = exc
-        log.error("task=%s failed for good: %s", self.name, type(failure).__name__)
-        on_bug(failure)
+            # bad data or a bug: fail once, where an operator sees it
+            log.error("task=%s failed for good: %s", self.name, type(exc).__name__)
+            on_bug(exc)
         return None
+
+
+def _reason(exc: Exception) -> str:
+    """The error's type, and for a Redis refusal its code word (MISCONF, OOM ...): never data."""
+    word = str(exc).split(" ", 1)[0] if isinstance(exc, redis.ResponseError) else ""
+    return f"{type(exc).__name__} {word}".strip() if word.isupper() else type(exc).__name__
 
 
 def later(task: Task, **options: Any) -> Exception:

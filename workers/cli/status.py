@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict
 
 import click
 
@@ -16,8 +17,11 @@ from workers.cli.common import (
     when,
 )
 from workers.records import HydrationQueue, parse_queue
+from workers.runtime.components import board_path, read_board
 from workers.runtime.settings import Settings
 from workers.state import Store
+
+MEMORY_WARNING = 0.8  # of maxmemory: past it, Redis refuses writes soon
 
 
 def status_report(settings: Settings, store: Store) -> dict:
@@ -38,8 +42,16 @@ def status_report(settings: Settings, store: Store) -> dict:
         queue = parse_queue(name)
         stage = "hydration" if isinstance(queue, HydrationQueue) else f"handler {queue.handler}"
         waiting[stage] += store.queues.length(name)
+    used, limit = store.health.memory()
     return {"accounts": accounts, "waiting": dict(waiting), "dead_letters": store.dead_letters.count(),
-            "failed_deliveries": store.failures.total()}
+            "failed_deliveries": store.failures.total(),
+            "redis_memory": {"used_bytes": used, "max_bytes": limit,
+                             "warning": limit > 0 and used > MEMORY_WARNING * limit}}
+
+
+def components_report(settings: Settings) -> list[dict]:
+    """The parts `inbox-relay run` supervises on this data_dir, if it runs."""
+    return [{**asdict(part), "summary": part.summary()} for part in read_board(board_path(settings))]
 
 
 @click.command("status")
@@ -48,9 +60,13 @@ def status_report(settings: Settings, store: Store) -> dict:
 def status(config, as_json) -> None:
     """Show accounts (paused for an invalid token? throttled?), events waiting, dead letters."""
     settings = settings_or_exit(config)
+    components = components_report(settings)
+    if not as_json:  # before the store is asked: the store may be the part that is down
+        for part in components:
+            click.echo(f"{part['name']}: {part['summary']}")
     report = status_report(settings, store_or_exit(settings))
     if as_json:
-        return echo_json(report)
+        return echo_json({**report, "components": components})
     echo_table(["ACCOUNT", "INSTAGRAM", "STATE", "SINCE"],
                [[a["page_id"], a["instagram_id"] or "-", _state(a), when(a["paused_since"])]
                 for a in report["accounts"]])
@@ -64,6 +80,11 @@ def status(config, as_json) -> None:
     for stage, count in sorted(report["waiting"].items()):
         click.echo(f"waiting for {stage}: {count}")
     click.echo(f"dead letters: {report['dead_letters']}")
+    memory = report["redis_memory"]
+    if memory["warning"]:
+        click.echo(f"WARNING: Redis uses {memory['used_bytes'] / 2**20:.0f} MiB of its maxmemory "
+                   f"{memory['max_bytes'] / 2**20:.0f} MiB: raise maxmemory, or replay or purge "
+                   "dead letters (`inbox-relay dead-letters list`)")
     click.echo(f"failed deliveries: {report['failed_deliveries']} "
                "(`inbox-relay deliveries list --failed` on the web node)")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from workers.runtime import redis_transport
 from workers.runtime.settings import Settings
 
 QUEUE = "inbox-relay"
@@ -11,6 +12,7 @@ QUEUE = "inbox-relay"
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app on the configured broker: late acks, prefetch 1, socket timeouts."""
+    redis_transport.install()  # a worker outlives a Redis that is full or gone
     app = Celery("inbox_relay", broker=settings.celery_broker_url, include=["workers.tasks"])
     app.conf.update(
         task_acks_late=True,

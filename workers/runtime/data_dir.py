@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -28,11 +29,29 @@ def private_dir(path: Path) -> Path:
 
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # where each process writes its counts for /metrics
+SHARED_MEMORY = Path("/dev/shm")
 
 
 def metrics_dir(settings: Settings) -> Path:
-    """The directory the processes of this data_dir share their metrics through."""
-    return private_dir(settings.data_dir / "metrics")
+    """The directory the processes of this data_dir share their metrics through.
+
+    prometheus-client's files are memory-mapped and sparse: on a full disk, a write to a page not
+    yet allocated kills the process with SIGBUS. So they live in memory (/dev/shm), one directory
+    per user and data_dir, where data_dir's disk filling up cannot reach them; data_dir/metrics
+    only where there is no /dev/shm of our own to use.
+    """
+    data_dir = settings.data_dir.resolve()
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+    in_memory = SHARED_MEMORY / f"inbox-relay-{os.getuid()}-{digest}"
+    try:
+        if in_memory.is_symlink():
+            raise PermissionError(str(in_memory))
+        path = private_dir(in_memory)
+        if path.stat().st_uid != os.getuid():
+            raise PermissionError(str(path))
+        return path
+    except OSError:
+        return private_dir(data_dir / "metrics")
 
 
 def clear_metrics(settings: Settings) -> None:

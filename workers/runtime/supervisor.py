@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 
+from workers.errors import ConfigError
 from workers.runtime import logs
+from workers.runtime.components import Component, board_path, clear_board, write_board
 from workers.runtime.priority import NICE_ENV
 from workers.runtime.private_redis import ensure_embedded_redis, stop_embedded_redis
 from workers.runtime.settings import Settings
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
-MAX_RESTARTS = 5       # restarts of one component within CRASH_WINDOW before giving up
-CRASH_WINDOW = 60.0
+RESTART_CAP = 30.0     # the longest wait before a crashed part is started again
+STABLE_AFTER = 60.0    # a part that ran this long before it exited is restarted at once
 # The worker's nice increment: on a shared machine, acknowledging Meta's deliveries comes first;
 # work the worker leaves waits durably in the queue and is done as soon as the CPU is free.
 WORKER_NICE = 19
@@ -40,7 +44,9 @@ def worker_command(concurrency: int) -> list[str]:
 
 def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
         concurrency: int = 2) -> int:
-    """Start everything, restart what dies, stop everything on SIGINT or SIGTERM."""
+    """Start everything, restart what dies (with backoff, for as long as it takes), stop
+    everything on SIGINT or SIGTERM. No part's failure stops another: the web keeps answering
+    Meta while a worker crash-loops or Redis is down."""
     # Supervised children leave the private Redis to us: one that started its own while ours was
     # down would leave a Redis nobody watches.
     env = {**os.environ, "INBOX_RELAY_CONFIG": str(settings.source_file.resolve()),
@@ -51,45 +57,89 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     redis_process = _start_redis(settings)
     envs = {"web": env, "worker": {**env, NICE_ENV: str(WORKER_NICE)}}
-    children = {name: _spawn(command, envs[name]) for name, command in commands.items()}
-    restarts: dict[str, list[float]] = {name: [] for name in commands}
+    parts = {name: Part(name, functools.partial(_spawn, commands[name], envs[name])) for name in commands}
+    board = board_path(settings)
     try:
-        _wait_ready(f"http://{host}:{port}/healthz", list(children.values()), stopping)
+        for part in parts.values():
+            part.start()
+        _wait_ready(f"http://{host}:{port}/healthz", [p.process for p in parts.values() if p.process],
+                    stopping)
         print(f"inbox-relay ready: webhook at http://{host}:{port}/webhook (Ctrl-C stops)", flush=True)
         while not stopping:
             if redis_process is not None and redis_process.poll() is not None:
                 print("inbox-relay: the private redis exited; restarting it", flush=True)
-                redis_process = _start_redis(settings)
-            for name, child in children.items():
-                if child.poll() is not None:
-                    _note_restart(name, child.returncode, restarts[name])
-                    _signal_group(child, signal.SIGKILL)  # pool processes it may have left
-                    children[name] = _spawn(commands[name], envs[name])
+                redis_process = _restart_redis(settings, redis_process)
+            for part in parts.values():
+                part.tend()
+            write_board(board, [part.report() for part in parts.values()])
             time.sleep(0.2)
         return 0
-    except CrashLoop as exc:
-        print(f"inbox-relay: {exc}", file=sys.stderr, flush=True)
-        return 1
     finally:
-        parts = ", ".join([*children, *(["the private redis"] if redis_process else [])])
-        print(f"inbox-relay: stopping {parts} (work in flight finishes or goes back to the queue)",
+        clear_board(board)
+        names = ", ".join([*parts, *(["the private redis"] if redis_process else [])])
+        print(f"inbox-relay: stopping {names} (work in flight finishes or goes back to the queue)",
               flush=True)
         started = time.monotonic()
-        _stop_all(list(children.values()))
+        _stop_all([part.process for part in parts.values() if part.process])
         stop_embedded_redis(redis_process)
         print(f"inbox-relay: stopped in {time.monotonic() - started:.1f}s", flush=True)
 
 
-class CrashLoop(Exception):
-    """A component keeps dying right after it starts: stop rather than loop."""
+class Part:
+    """One supervised process: restarted when it exits, after a delay that doubles with each
+    exit that follows a short run (1 s up to RESTART_CAP), and resets after a long one."""
+
+    def __init__(self, name: str, spawn: Callable[[], subprocess.Popen]):
+        self.name, self.spawn = name, spawn
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.restarts = self.quick_exits = 0
+        self.last_exit_code: int | None = None
+        self.last_exit_at: float | None = None
+        self.next_start = 0.0  # monotonic; 0 while running
+
+    def start(self) -> None:
+        """Start the process now."""
+        self.process, self.started_at, self.next_start = self.spawn(), time.monotonic(), 0.0
+
+    def tend(self) -> None:
+        """Notice an exit and schedule the restart; restart when its time has come."""
+        if self.process is not None and self.process.poll() is not None:
+            self._exited(self.process.returncode)
+        if self.process is None and time.monotonic() >= self.next_start:
+            self.restarts += 1
+            self.start()
+
+    def _exited(self, code: int) -> None:
+        if self.process is not None:
+            _signal_group(self.process, signal.SIGKILL)  # pool processes it may have left
+        self.process = None
+        ran = time.monotonic() - self.started_at
+        self.quick_exits = self.quick_exits + 1 if ran < STABLE_AFTER else 1
+        delay = min(RESTART_CAP, 2.0 ** (self.quick_exits - 1))
+        self.next_start = time.monotonic() + delay
+        self.last_exit_code, self.last_exit_at = code, time.time()
+        print(f"inbox-relay: {self.name} exited with code {code}; restarting it in {delay:.0f}s"
+              + (f" ({self.quick_exits} exits in a row within {STABLE_AFTER:.0f}s of starting)"
+                 if self.quick_exits > 1 else ""), flush=True)
+
+    def report(self) -> Component:
+        """How it stands, for `status` and `/readyz`."""
+        waiting = self.process is None
+        return Component(self.name, "restarting" if waiting else "running", restarts=self.restarts,
+                         last_exit_code=self.last_exit_code, last_exit_at=self.last_exit_at,
+                         next_start_at=time.time() + max(0.0, self.next_start - time.monotonic())
+                         if waiting else None)
 
 
-def _note_restart(name: str, code: int, history: list[float]) -> None:
-    now = time.monotonic()
-    history[:] = [t for t in history if now - t < CRASH_WINDOW] + [now]
-    if len(history) > MAX_RESTARTS:
-        raise CrashLoop(f"{name} exited {len(history)} times within {CRASH_WINDOW:.0f}s; see its log above")
-    print(f"inbox-relay: {name} exited with code {code}; restarting it", flush=True)
+def _restart_redis(settings: Settings, previous: subprocess.Popen) -> subprocess.Popen | None:
+    """Start the private Redis again; while it cannot start, try again on the next round."""
+    try:
+        return _start_redis(settings)
+    except ConfigError as exc:
+        print(f"inbox-relay: {exc}; trying again", flush=True)
+        time.sleep(1.0)  # the supervisor's own loop: nothing else waits on it
+        return previous
 
 
 def _start_redis(settings: Settings) -> subprocess.Popen | None:

@@ -18,3 +18,8 @@ class StoreHealth(Concern):
         """The data's epoch: a new value means Redis lost everything since it was last read."""
         self._redis.set(self._key("epoch"), uuid.uuid4().hex, nx=True)
         return str(self._redis.get(self._key("epoch")))
+
+    def memory(self) -> tuple[int, int]:
+        """(bytes used, maxmemory); maxmemory is 0 when Redis has no limit."""
+        info = self._redis.info("memory")
+        return int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
