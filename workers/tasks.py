@@ -77,7 +77,8 @@ class StageTask(Task):
 
 def _reason(exc: Exception) -> str:
     """The error's type, and for a Redis refusal its code word (MISCONF, OOM ...): never data."""
-    word = str(exc).split(" ", 1)[0] if isinstance(exc, redis.ResponseError) else ""
+    answer = str(exc).rsplit("caused error: ", 1)[-1]
+    word = answer.split(" ", 1)[0] if isinstance(exc, redis.ResponseError) else ""
     return f"{type(exc).__name__} {word}".strip() if word.isupper() else type(exc).__name__
 
 

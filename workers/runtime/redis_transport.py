@@ -38,7 +38,7 @@ def _waits_as_connection_errors(method: Fn) -> Fn:
             return method(*args, **kwargs)
         except redis.ResponseError as exc:
             if is_wait(exc):
-                raise StoreWait(f"redis refused: {str(exc).split(' ', 1)[0]}") from None
+                raise StoreWait(f"redis refused for now ({type(exc).__name__})") from None
             raise
     return guarded  # type: ignore[return-value]
 

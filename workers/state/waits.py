@@ -21,4 +21,8 @@ def is_wait(exc: BaseException) -> bool:
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError,
                         ConnectionError, TimeoutError, redis.OutOfMemoryError, redis.ReadOnlyError)):
         return True
-    return isinstance(exc, redis.ResponseError) and str(exc).lstrip().startswith(_WAIT_PREFIXES)
+    if not isinstance(exc, redis.ResponseError):
+        return False
+    # In a pipeline, Redis's answer comes after "Command # 1 (ZADD ...) of pipeline caused error: ".
+    answer = str(exc).rsplit("caused error: ", 1)[-1]
+    return answer.lstrip().startswith(_WAIT_PREFIXES)
