@@ -118,3 +118,28 @@ def _pings(client) -> bool:
         return client.ping()
     except Exception:
         return False
+
+
+def test_a_crash_looping_worker_never_stops_the_web_tier(relay):
+    import urllib.error
+    import urllib.request
+
+    for kill in range(6):  # one more than the old supervisor took before it stopped everything
+        victim = wait_for(lambda: _component(relay, "celery"), timeout=40, message="a worker")
+        victim.send_signal(signal.SIGKILL)
+        wait_for(lambda victim=victim: getattr(_component(relay, "celery"), "pid", victim.pid) != victim.pid,
+                 timeout=40, message=f"the worker restarted after kill {kill + 1}")
+        assert _post_stream(relay, [kill]), "the web tier must accept while the worker crash-loops"
+    _component(relay, "celery").send_signal(signal.SIGKILL)
+
+    def readiness() -> dict:
+        try:
+            urllib.request.urlopen(relay.url + "/readyz", timeout=5)
+            return {}
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+
+    found = wait_for(lambda: "component worker" in readiness().get("failed", []) and readiness(),
+                     message="/readyz naming the restarting worker")
+    assert "restarting" in found["checks"]["component worker"]
+    assert relay.process.poll() is None
