@@ -11,7 +11,7 @@ import urllib.request
 
 from workers.runtime import logs
 from workers.runtime.priority import NICE_ENV
-from workers.runtime.private_redis import ensure_embedded_redis, stop_embedded_redis
+from workers.runtime.private_redis import PrivateRedis, stop_embedded_redis
 from workers.runtime.settings import Settings
 
 READY_TIMEOUT = 60.0
@@ -39,8 +39,12 @@ def worker_command(concurrency: int) -> list[str]:
 
 
 def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
-        concurrency: int = 2) -> int:
-    """Start everything, restart what dies, stop everything on SIGINT or SIGTERM."""
+        concurrency: int = 2, redis_process: PrivateRedis | None = None) -> int:
+    """Start everything, restart what dies, stop everything on SIGINT or SIGTERM.
+
+    `redis_process`: the private Redis the caller started for this run (None: it has another
+    owner, or a broker is configured); it is restarted if it dies and stopped at the end.
+    """
     # Supervised children leave the private Redis to us: one that started its own while ours was
     # down would leave a Redis nobody watches.
     env = {**os.environ, "INBOX_RELAY_CONFIG": str(settings.source_file.resolve()),
@@ -49,7 +53,6 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
-    redis_process = _start_redis(settings)
     envs = {"web": env, "worker": {**env, NICE_ENV: str(WORKER_NICE)}}
     children = {name: _spawn(command, envs[name]) for name, command in commands.items()}
     restarts: dict[str, list[float]] = {name: [] for name in commands}
@@ -57,9 +60,9 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
         _wait_ready(f"http://{host}:{port}/healthz", list(children.values()), stopping)
         print(f"inbox-relay ready: webhook at http://{host}:{port}/webhook (Ctrl-C stops)", flush=True)
         while not stopping:
-            if redis_process is not None and redis_process.poll() is not None:
+            if redis_process is not None and redis_process.exited():
                 print("inbox-relay: the private redis exited; restarting it", flush=True)
-                redis_process = _start_redis(settings)
+                redis_process.start(daemonize=False)  # under the lock this run still holds
             for name, child in children.items():
                 if child.poll() is not None:
                     _note_restart(name, child.returncode, restarts[name])
@@ -90,10 +93,6 @@ def _note_restart(name: str, code: int, history: list[float]) -> None:
     if len(history) > MAX_RESTARTS:
         raise CrashLoop(f"{name} exited {len(history)} times within {CRASH_WINDOW:.0f}s; see its log above")
     print(f"inbox-relay: {name} exited with code {code}; restarting it", flush=True)
-
-
-def _start_redis(settings: Settings) -> subprocess.Popen | None:
-    return ensure_embedded_redis(settings, daemonize=False) if settings.embedded else None
 
 
 def _spawn(command: list[str], env: dict) -> subprocess.Popen:
