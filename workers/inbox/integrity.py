@@ -26,11 +26,12 @@ def check_intact(path: Path) -> None:
         return
     try:
         with closing(sqlite3.connect(path, timeout=30)) as db:
-            problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(1)")]
+            problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
         raise InboxDamaged.of(path, str(exc)) from None
     if problems != ["ok"]:
-        raise InboxDamaged.of(path, problems[0].splitlines()[0][:160])
+        found = [line for p in problems for line in p.splitlines() if not line.startswith("***")]
+        raise InboxDamaged.of(path, "; ".join(found)[:160] or "quick_check failed")
 
 
 def check_remembered(path: Path, memory: StoreMemory, node: str, *, accept_loss: bool) -> str | None:
