@@ -21,6 +21,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -28,6 +29,9 @@ sys.path.insert(0, str(ROOT))
 from bench.common import JsonlTail, messaging_body, percentile, read_events_body, table  # noqa: E402
 from tests.fake_graph import GraphWorld  # noqa: E402
 from tests.harness import GraphBackedRelay, RelayProcess, redis_url, wait_for, write_config  # noqa: E402
+
+if TYPE_CHECKING:
+    from workers.runtime.private_redis import PrivateRedis
 
 PAGE = "100000000000001"
 EVENTS_PER_DELIVERY = 5
@@ -128,7 +132,7 @@ def trivial_rate(broker_url: str, tasks: int) -> float:
         worker.wait(30)
 
 
-def private_redis(directory: Path) -> tuple[subprocess.Popen, str]:
+def private_redis(directory: Path) -> tuple[PrivateRedis, str]:
     """A Redis started as inbox-relay starts its private one (unix socket, append-only file)."""
     from workers.runtime.config import settings_from_dict
     from workers.runtime.private_redis import ensure_embedded_redis
@@ -157,8 +161,7 @@ def main() -> None:
         try:
             trivial_private = trivial_rate(private_url, deliveries * EVENTS_PER_DELIVERY)
         finally:
-            process.terminate()
-            process.wait(20)
+            process.stop(timeout=20)
         rates.append(("embedded (private Redis)", throughput("", deliveries), trivial_private))
         shared = redis_url(13)
         rates.append(("Redis 127.0.0.1:6379", throughput(redis_url(12), deliveries),

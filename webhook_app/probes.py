@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 
 probes = Blueprint("probes", __name__)
 PROBE_TIMEOUT = 2  # seconds
+log = logging.getLogger(__name__)
+_reported: set[str] = set()  # inbox problems already logged by this process: one line, not one per probe
 
 
 def _state() -> WebState:
@@ -29,8 +33,23 @@ def _state() -> WebState:
 
 @probes.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    """200 while the process serves; tells how many deliveries wait for the broker, and failed."""
-    return jsonify(status="ok", **_state().inbox.counts())
+    """200 while the process serves and its inbox reads; how many deliveries wait, and failed."""
+    state = _state()
+    try:
+        counts = state.inbox.counts()
+    except sqlite3.DatabaseError as exc:
+        return jsonify(status="inbox unreadable", failed=["inbox"], inbox=_inbox_problem(state, exc)), 503
+    return jsonify(status="ok", **counts)
+
+
+def _inbox_problem(state: WebState, exc: sqlite3.DatabaseError) -> str:
+    """What the probes say of an inbox SQLite cannot read; logged once per process."""
+    problem = (f"failed: {state.inbox.path} cannot be read ({exc}): stop inbox-relay, move it aside "
+               "and see `inbox-relay inbox salvage --help`")
+    if problem not in _reported:
+        _reported.add(problem)
+        log.error("%s", problem.removeprefix("failed: "))
+    return problem
 
 
 @probes.get("/readyz")
@@ -39,7 +58,8 @@ def readyz() -> ResponseReturnValue:
     state = _state()
     checks = {"store": _check(lambda: state.store.health.ping()),
               "broker": _check(lambda: _broker_answers(state.settings.celery_broker_url)),
-              "backlog": _backlog_check(state), **_component_checks(state)}
+              "backlog": _backlog_check(state), "inbox": _inbox_check(state),
+              **_component_checks(state)}
     failed = sorted(name for name, result in checks.items() if result != "ok")
     body = {"status": "ready" if not failed else "not ready", "failed": failed, "checks": checks,
             "paused_accounts": _paused_accounts(state)}
@@ -60,8 +80,19 @@ def _broker_answers(url: str) -> None:
         connection.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT)
 
 
+def _inbox_check(state: WebState) -> str:
+    try:
+        state.inbox.counts()
+    except sqlite3.DatabaseError as exc:
+        return _inbox_problem(state, exc)
+    return "ok"
+
+
 def _backlog_check(state: WebState) -> str:
-    oldest = state.inbox.oldest_unpublished()
+    try:
+        oldest = state.inbox.oldest_unpublished()
+    except sqlite3.DatabaseError as exc:
+        return _inbox_problem(state, exc)
     age = 0.0 if oldest is None else time.time() - oldest
     limit = state.settings.web.ready_backlog_seconds
     return "ok" if age <= limit else f"failed: the oldest unpublished delivery is {age:.0f}s old"
@@ -102,7 +133,12 @@ class _GaugeRegistry(CollectorRegistry):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """The inbox backlog and the paused accounts."""
-        yield GaugeMetricFamily("inbox_relay_inbox_backlog", "Accepted deliveries not yet on the "
-                                "broker", value=self.state.inbox.counts()["unpublished"])
+        try:
+            backlog = self.state.inbox.counts()["unpublished"]
+        except sqlite3.DatabaseError as exc:  # /healthz and /readyz say why
+            _inbox_problem(self.state, exc)
+        else:
+            yield GaugeMetricFamily("inbox_relay_inbox_backlog", "Accepted deliveries not yet on "
+                                    "the broker", value=backlog)
         yield GaugeMetricFamily("inbox_relay_accounts_paused", "Accounts paused for an invalid token",
                                 value=len(_paused_accounts(self.state)))

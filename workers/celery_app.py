@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import Celery
@@ -12,9 +13,10 @@ from workers.runtime.celery_setup import create_celery
 from workers.runtime.config import load_settings
 from workers.runtime.data_dir import private_files
 from workers.runtime.priority import lower_process_priority_from_env
-from workers.runtime.private_redis import ensure_embedded_redis
+from workers.runtime.private_redis import PrivateRedisUnhealthy, ensure_embedded_redis
 
 SUPERVISED_ENV = "INBOX_RELAY_SUPERVISED"  # set by `inbox-relay run`, which owns the private Redis
+log = logging.getLogger(__name__)
 
 
 def _app_from_environment() -> Celery:
@@ -22,7 +24,10 @@ def _app_from_environment() -> Celery:
     lower_process_priority_from_env()  # under `inbox-relay run`: acks come first
     settings = load_settings()
     if settings.embedded and not os.environ.get(SUPERVISED_ENV):
-        ensure_embedded_redis(settings)
+        try:
+            ensure_embedded_redis(settings)
+        except PrivateRedisUnhealthy as exc:  # reported; the worker waits for it like any broker
+            log.warning("%s", exc)
     return create_celery(settings)
 
 

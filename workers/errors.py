@@ -61,3 +61,18 @@ class HandlerRetryable(RelayError):
 
 class HandlerRejected(RelayError):
     """A handler refuses the event for good: dead-letter it without further attempts."""
+
+
+class InboxDamaged(RelayError):
+    """The inbox file cannot be read: SQLite finds it malformed, truncated or not a database."""
+
+    @classmethod
+    def of(cls, path: object, reason: str) -> InboxDamaged:
+        """The error for the inbox at `path`: the file, why, and what to do."""
+        return cls(f"the inbox {path} is damaged ({reason}): move it aside with its -wal and -shm "
+                   "files, then `inbox-relay inbox salvage MOVED_FILE` copies its readable "
+                   "deliveries into a new inbox")
+
+
+class InboxLost(RelayError):
+    """The inbox holds less than the store remembers it held: emptied, replaced, or its WAL lost."""

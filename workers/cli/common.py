@@ -53,15 +53,22 @@ def settings_or_exit(config: str | None) -> Settings:
 
 
 def private_redis_for_this_command(settings: Settings) -> None:
-    """With the private Redis, make sure it answers; one started here stops when the command ends."""
+    """With the private Redis, make sure it answers; one started here stops when the command ends.
+
+    One that another process owns is used as it is, or reported when it answers an error: this
+    command never starts a second one, nor stops one it did not start.
+    """
     import atexit
 
     from workers.runtime.private_redis import ensure_embedded_redis, stop_embedded_redis
 
     if settings.embedded:
-        process = ensure_embedded_redis(settings, daemonize=False)
-        if process is not None:
-            atexit.register(stop_embedded_redis, process)
+        try:
+            owned = ensure_embedded_redis(settings, daemonize=False)
+        except RelayError as exc:
+            raise click.ClickException(str(exc)) from None
+        if owned is not None:
+            atexit.register(stop_embedded_redis, owned)
 
 
 def store_or_exit(settings: Settings) -> Store:

@@ -12,6 +12,7 @@ from workers.cli.common import config_option
 from workers.cli.common import settings_or_exit as _settings
 from workers.cli.dead_letters import dead_letters
 from workers.cli.deliveries import deliveries
+from workers.cli.inbox import inbox
 from workers.cli.init import init
 from workers.cli.keys import keygen, rotate_keys
 from workers.cli.send_test_event import send_test_event
@@ -19,24 +20,28 @@ from workers.cli.status import status
 from workers.cli.subscribe import subscribe_command
 from workers.cli.sync import sync
 from workers.errors import RelayError
+from workers.inbox.database import INBOX_FILE
+from workers.inbox.integrity import check_intact
 from workers.runtime import logs
-from workers.runtime.data_dir import (
-    METRICS_ENV,
-    check_inbox_opens,
-    clear_metrics,
-    metrics_dir,
-    prepare_encryption,
-    private_dir,
-    private_files,
+from workers.runtime.data_dir import METRICS_ENV, clear_metrics, metrics_dir, private_dir, private_files
+from workers.runtime.private_redis import (
+    PrivateRedis,
+    PrivateRedisUnhealthy,
+    ensure_embedded_redis,
+    stop_embedded_redis,
 )
 from workers.runtime.settings import Settings
+from workers.runtime.startup import start_checks
 
 LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 
 
-def _prepared(config: str | None, log_level: str, log_format: str) -> Settings:
-    """Settings checked for a long-running command: handlers load, the key opens the inbox; the
-    data dir is private, and the private Redis gets a key on first start."""
+def _prepared(config: str | None, log_level: str, log_format: str, *, serves_inbox: bool = True,
+              accept_inbox_loss: bool = False, owns_redis: bool = False,
+              ) -> tuple[Settings, PrivateRedis | None]:
+    """Settings checked for a long-running command: handlers load, the inbox is whole and the one
+    the store remembers, the key opens what is stored; the data dir is private, the private Redis
+    runs (owned by this process if `owns_redis`) and gets a key on first start."""
     from workers.delivery.plugins import load_handlers
 
     settings = _settings(config)
@@ -46,14 +51,38 @@ def _prepared(config: str | None, log_level: str, log_format: str) -> Settings:
     try:
         load_handlers(settings)
         private_dir(settings.data_dir)
-        notice = prepare_encryption(settings)
-        check_inbox_opens(settings)
+        check_intact(settings.data_dir / INBOX_FILE)  # before anything starts
+        owned = _private_redis(settings, owns=owns_redis)
+        try:
+            notices = start_checks(settings, serves_inbox=serves_inbox,
+                                   accept_inbox_loss=accept_inbox_loss)
+        except BaseException:
+            stop_embedded_redis(owned)
+            raise
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
-    if notice:
+    for notice in notices:
         click.echo(notice, err=True)
     os.environ.setdefault(METRICS_ENV, str(metrics_dir(settings)))
-    return settings
+    return settings, owned
+
+
+def _private_redis(settings: Settings, *, owns: bool) -> PrivateRedis | None:
+    """Start the private Redis unless it has an owner; one that runs unhealthy is reported, and
+    start-up goes on: deliveries wait in the inbox, as through any broker outage."""
+    if not settings.embedded:
+        return None
+    try:
+        return ensure_embedded_redis(settings, daemonize=not owns)
+    except PrivateRedisUnhealthy as exc:
+        click.echo(f"inbox-relay: {exc}", err=True)
+        return None
+
+
+accept_loss_option = click.option(
+    "--accept-inbox-loss", is_flag=True,
+    help="Start although the inbox holds less than the store remembers (emptied, or its -wal "
+         "lost): it goes on as a new inbox. Restore the file instead if you can.")
 
 
 def log_options(command):
@@ -64,7 +93,18 @@ def log_options(command):
                         help="Log level of every process (logs never show text or secrets).")(command)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group: an error inbox-relay raises on purpose ends a command with its one line."""
+
+    def invoke(self, ctx: click.Context):
+        """Run the command; a RelayError (a key that opens nothing, a damaged inbox) is its message."""
+        try:
+            return super().invoke(ctx)
+        except RelayError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="inbox-relay")
 def main() -> None:
     """inbox-relay: receive Messenger and Instagram webhooks, hydrate them, hand them to handlers."""
@@ -78,8 +118,9 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 @click.option("--web-workers", default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--concurrency", default=2, show_default=True, help="Celery worker processes.")
+@accept_loss_option
 @log_options
-def run(config, host, port, web_workers, concurrency, log_level, log_format) -> None:
+def run(config, host, port, web_workers, concurrency, accept_inbox_loss, log_level, log_format) -> None:
     """Web server and worker together (and the private Redis unless a broker is configured).
 
     Ready when it prints 'inbox-relay ready'; Ctrl-C or SIGTERM stops every process it started.
@@ -87,10 +128,12 @@ def run(config, host, port, web_workers, concurrency, log_level, log_format) -> 
     from workers.connect.probe import probe_tokens_in_background
     from workers.runtime.supervisor import run as supervise
 
-    settings = _prepared(config, log_level, log_format)
+    settings, owned = _prepared(config, log_level, log_format, accept_inbox_loss=accept_inbox_loss,
+                                owns_redis=True)
     clear_metrics(settings)  # counts start with the run; `web` and `worker` alone keep theirs
     probe_tokens_in_background(settings)  # a one-line warning per account whose token fails
-    code = supervise(settings, host=host, port=port, web_workers=web_workers, concurrency=concurrency)
+    code = supervise(settings, host=host, port=port, web_workers=web_workers, concurrency=concurrency,
+                     redis_process=owned)
     # Everything it started has stopped: skip tearing down the modules it loaded (about a second).
     sys.stdout.flush()
     sys.stderr.flush()
@@ -102,15 +145,13 @@ def run(config, host, port, web_workers, concurrency, log_level, log_format) -> 
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@accept_loss_option
 @log_options
-def web(config, host, port, workers, log_level, log_format) -> None:
+def web(config, host, port, workers, accept_inbox_loss, log_level, log_format) -> None:
     """The webhook receiver alone (gunicorn); starts the private Redis if none is configured."""
-    from workers.runtime.private_redis import ensure_embedded_redis
     from workers.runtime.supervisor import web_command
 
-    settings = _prepared(config, log_level, log_format)
-    if settings.embedded:
-        ensure_embedded_redis(settings, daemonize=True)
+    settings, _ = _prepared(config, log_level, log_format, accept_inbox_loss=accept_inbox_loss)
     _exec(web_command(host, port, workers), settings)
 
 
@@ -122,7 +163,7 @@ def worker(config, concurrency, log_level, log_format) -> None:
     """The Celery worker alone; starts the private Redis if none is configured."""
     from workers.runtime.supervisor import worker_command
 
-    settings = _prepared(config, log_level, log_format)
+    settings, _ = _prepared(config, log_level, log_format, serves_inbox=False)
     _exec(worker_command(concurrency), settings)
 
 
@@ -133,6 +174,7 @@ def _exec(command: list[str], settings: Settings) -> None:
 
 main.add_command(dead_letters)
 main.add_command(deliveries)
+main.add_command(inbox)
 main.add_command(status)
 main.add_command(sync)
 main.add_command(keygen)

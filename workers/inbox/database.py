@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workers.crypto import Codec
+from workers.errors import InboxDamaged
 from workers.inbox import forks
 
 INBOX_FILE = "inbox.sqlite3"
@@ -63,6 +64,12 @@ class Inbox:
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         forks.watch(self)
+        try:
+            self._create()
+        except sqlite3.DatabaseError as exc:
+            raise InboxDamaged.of(self.path, str(exc)) from None
+
+    def _create(self) -> None:
         with self._db() as db:
             db.executescript(SCHEMA)
             known = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
@@ -169,6 +176,12 @@ class Inbox:
         """Keep a value across restarts."""
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO relay_state (key, value) VALUES (?, ?)", (key, value))
+
+    def high_id(self) -> int:
+        """The highest delivery id this inbox ever gave (kept by SQLite across deletes)."""
+        with self._db() as db:
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'").fetchone()
+        return int(row[0]) if row else 0
 
     def counts(self) -> dict[str, int]:
         """How many deliveries wait for the broker, and how many failed."""

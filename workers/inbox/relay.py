@@ -181,6 +181,7 @@ class Relay:
             return
         self._last_watch = now
         try:
+            self.watch.remember()
             lost = self.watch.data_lost()
             failures = self.watch.collect_failures()
             unconfirmed = self.watch.unconfirmed(now=now, confirm_within=self.confirm_within)

@@ -9,13 +9,22 @@ the relay marks them in its inbox, where `deliveries list --failed` shows them.
 
 from __future__ import annotations
 
+import logging
+import socket
 import uuid
+from pathlib import Path
 
 from workers.inbox.database import Inbox
 from workers.state import Store
 
 EPOCH_STATE = "store_epoch"
 INBOX_ID_STATE = "inbox_id"
+log = logging.getLogger(__name__)
+
+
+def node_name(data_dir: Path) -> str:
+    """Who keeps an inbox, as the store knows it: this host and the data_dir."""
+    return f"{socket.gethostname()}:{data_dir.resolve()}"
 
 
 def inbox_id(inbox: Inbox) -> str:
@@ -33,6 +42,24 @@ class StoreWatch:
     def __init__(self, store: Store, inbox: Inbox):
         self.store, self.inbox = store, inbox
         self.inbox_id = inbox_id(inbox)
+        self._remembered: int | None = None  # the highest delivery id the store has from us
+
+    def remember(self) -> None:
+        """Tell the store this node's inbox and the highest delivery id it holds (when it grew).
+
+        Start-up compares them with the inbox it finds, so that an emptied inbox or a lost WAL
+        stops it. Written here, by the relay, so that acknowledging a delivery costs no round trip.
+        """
+        high = self.inbox.high_id()
+        if self._remembered is None:
+            node = node_name(self.inbox.path.parent)
+            had = self.store.memory.claim_node(node, self.inbox_id)
+            if had != self.inbox_id:
+                log.error("relay: this node's inbox was %s in the store, not %s; restart to see why",
+                          had, self.inbox_id)
+        if self._remembered is None or high > self._remembered:
+            self.store.memory.raise_high_water(self.inbox_id, high)
+            self._remembered = high
 
     def data_lost(self) -> bool:
         """True once after the Redis data was lost since the last look (never on first contact)."""

@@ -1,18 +1,13 @@
-"""The data directory and the encryption key: private to the user, made once, checked at start."""
+"""The data directory: private to the user; where the processes share their metrics."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from pathlib import Path
 
-from workers.crypto import Codec, DecryptError, new_key
-from workers.errors import ConfigError
-from workers.inbox.database import INBOX_FILE, Inbox
 from workers.runtime.settings import Settings
 
-log = logging.getLogger(__name__)
 PRIVATE_UMASK = 0o077  # files inbox-relay creates: readable by their owner only
 
 
@@ -58,36 +53,3 @@ def clear_metrics(settings: Settings) -> None:
     """Forget the counts of processes that ran before."""
     for stale in metrics_dir(settings).glob("*.db"):
         stale.unlink(missing_ok=True)
-
-
-def prepare_encryption(settings: Settings) -> str | None:
-    """Make the private Redis's key on first start; warn about a shared Redis without keys.
-
-    Returns a line to tell the user, or None.
-    """
-    if settings.encryption_keys or settings.security.plaintext:
-        return None
-    if settings.embedded:
-        private_dir(settings.data_dir)
-        fd = os.open(settings.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(new_key() + "\n")
-        return (f"inbox-relay: made an encryption key in {settings.key_file}: what inbox-relay "
-                "stores is encrypted with it. Keep a copy; without it, stored data cannot be read.")
-    log.warning("a shared Redis without [security] encryption_keys: message text is stored in plain "
-                "text. Make a key with `inbox-relay keygen` and set it on every node, or set "
-                "[security] plaintext = true to say this is intended")
-    return None
-
-
-def check_inbox_opens(settings: Settings) -> None:
-    """ConfigError if the newest inbox row cannot be decrypted with the configured keys."""
-    path = settings.data_dir / INBOX_FILE
-    if not path.exists():
-        return
-    newest = Inbox(path).list(limit=1)
-    try:
-        for delivery in newest:
-            Codec(settings.encryption_keys).open(delivery.body, what=f"inbox delivery {delivery.id}")
-    except DecryptError as exc:
-        raise ConfigError(f"{exc} ({path}); set the key it was written with") from None

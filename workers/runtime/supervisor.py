@@ -15,7 +15,7 @@ from workers.errors import ConfigError
 from workers.runtime import logs
 from workers.runtime.components import Component, board_path, clear_board, write_board
 from workers.runtime.priority import NICE_ENV
-from workers.runtime.private_redis import ensure_embedded_redis, stop_embedded_redis
+from workers.runtime.private_redis import PrivateRedis, stop_embedded_redis
 from workers.runtime.settings import Settings
 
 READY_TIMEOUT = 60.0
@@ -43,10 +43,14 @@ def worker_command(concurrency: int) -> list[str]:
 
 
 def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
-        concurrency: int = 2) -> int:
+        concurrency: int = 2, redis_process: PrivateRedis | None = None) -> int:
     """Start everything, restart what dies (with backoff, for as long as it takes), stop
     everything on SIGINT or SIGTERM. No part's failure stops another: the web keeps answering
-    Meta while a worker crash-loops or Redis is down."""
+    Meta while a worker crash-loops or Redis is down.
+
+    `redis_process`: the private Redis the caller started for this run (None: it has another
+    owner, or a broker is configured); it is restarted if it dies and stopped at the end.
+    """
     # Supervised children leave the private Redis to us: one that started its own while ours was
     # down would leave a Redis nobody watches.
     env = {**os.environ, "INBOX_RELAY_CONFIG": str(settings.source_file.resolve()),
@@ -55,7 +59,6 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
-    redis_process = _start_redis(settings)
     envs = {"web": env, "worker": {**env, NICE_ENV: str(WORKER_NICE)}}
     parts = {name: Part(name, functools.partial(_spawn, commands[name], envs[name])) for name in commands}
     board = board_path(settings)
@@ -66,9 +69,9 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
                     stopping)
         print(f"inbox-relay ready: webhook at http://{host}:{port}/webhook (Ctrl-C stops)", flush=True)
         while not stopping:
-            if redis_process is not None and redis_process.poll() is not None:
+            if redis_process is not None and redis_process.exited():
                 print("inbox-relay: the private redis exited; restarting it", flush=True)
-                redis_process = _restart_redis(settings, redis_process)
+                _restart_redis(redis_process)
             for part in parts.values():
                 part.tend()
             write_board(board, [part.report() for part in parts.values()])
@@ -132,18 +135,14 @@ class Part:
                          if waiting else None)
 
 
-def _restart_redis(settings: Settings, previous: subprocess.Popen) -> subprocess.Popen | None:
-    """Start the private Redis again; while it cannot start, try again on the next round."""
+def _restart_redis(redis_process: PrivateRedis) -> None:
+    """Start the private Redis again, under the lock this run still holds; while it cannot
+    start, the next round tries again."""
     try:
-        return _start_redis(settings)
+        redis_process.start(daemonize=False)
     except ConfigError as exc:
         print(f"inbox-relay: {exc}; trying again", flush=True)
         time.sleep(1.0)  # the supervisor's own loop: nothing else waits on it
-        return previous
-
-
-def _start_redis(settings: Settings) -> subprocess.Popen | None:
-    return ensure_embedded_redis(settings, daemonize=False) if settings.embedded else None
 
 
 def _spawn(command: list[str], env: dict) -> subprocess.Popen:

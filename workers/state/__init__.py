@@ -11,6 +11,7 @@ from workers.state.failures import DeliveryFailures, Intake
 from workers.state.flags import Flags
 from workers.state.handler_progress import HandlerProgress
 from workers.state.health import StoreHealth
+from workers.state.memory import StoreMemory
 from workers.state.queues import WorkQueues
 from workers.state.sightings import Sightings
 from workers.state.sync_jobs import SyncJobs
@@ -32,6 +33,7 @@ class Store:
         self.accounts = AccountState(client, keys, codec)
         self.dead_letters = DeadLetterStore(client, keys, codec)
         self.health = StoreHealth(client, keys)
+        self.memory = StoreMemory(client, keys)
         self.failures = DeliveryFailures(client, keys)
         self.intake = Intake(client, keys)
         self.sightings = Sightings(client, keys)
