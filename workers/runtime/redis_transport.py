@@ -2,8 +2,9 @@
 outlives a Redis that is full, out of memory or gone.
 
 Two things killed a worker here (Celery calls an error it does not expect unrecoverable):
-- Redis refusing a write (OOM at `maxmemory`, MISCONF on a full disk) inside an ack, a reject
-  or a restore: a plain ResponseError, which kombu does not count as a connection error;
+- Redis refusing a command (OOM at `maxmemory`, MISCONF on a full disk) inside an ack, a reject,
+  a restore or the queue declaration of a reconnect: a plain ResponseError, which kombu does not
+  count as a connection error;
 - closing a connection that was already closed, after Redis went away: the channel's restore of
   unacknowledged messages builds a client from a transport whose `client` is None
   (AttributeError: 'NoneType' object has no attribute 'hostname').
@@ -63,6 +64,12 @@ class GuardedChannel(kombu_redis.Channel):
     """kombu's Redis channel with the guarded QoS."""
 
     QoS = GuardedQoS
+    # Declaring the queue on (re)connect, its length, and moving messages: all may meet OOM.
+    queue_declare = _waits_as_connection_errors(kombu_redis.Channel.queue_declare)
+    _size = _waits_as_connection_errors(kombu_redis.Channel._size)
+    _get = _waits_as_connection_errors(kombu_redis.Channel._get)
+    _put = _waits_as_connection_errors(kombu_redis.Channel._put)
+    _has_queue = _waits_as_connection_errors(kombu_redis.Channel._has_queue)
 
     def _connparams(self, asynchronous: bool = False) -> Any:
         if self.connection.client is None:  # closed already: nothing to connect to

@@ -8,12 +8,14 @@ them, and never fails a delivery for good because of them.
 
 from __future__ import annotations
 
+import re
+
 import kombu.exceptions
 import redis
 
 # Redis reports a failed background save (the disk is full) only in the message text.
-_WAIT_PREFIXES = ("MISCONF", "OOM", "READONLY", "LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN")
-STORE_ERRORS = (redis.RedisError, kombu.exceptions.OperationalError, ConnectionError, TimeoutError)
+_WAIT_ANSWER = re.compile(r"(?:^|caused error: |: -)\s*"
+                          r"(?:MISCONF|OOM|READONLY|LOADING|BUSY|TRYAGAIN|MASTERDOWN)\b")
 
 
 def is_wait(exc: BaseException) -> bool:
@@ -23,6 +25,6 @@ def is_wait(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, redis.ResponseError):
         return False
-    # In a pipeline, Redis's answer comes after "Command # 1 (ZADD ...) of pipeline caused error: ".
-    answer = str(exc).rsplit("caused error: ", 1)[-1]
-    return answer.lstrip().startswith(_WAIT_PREFIXES)
+    # Redis's answer may come wrapped: "Command # 1 (ZADD ...) of pipeline caused error: MISCONF
+    # ..." from a pipeline, "Error running script (...): @user_script:6: -MISCONF ..." from Lua.
+    return _WAIT_ANSWER.search(str(exc)) is not None
