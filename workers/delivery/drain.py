@@ -26,7 +26,9 @@ def run_queue(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, leas
     waits in a row so far, which lengthen the next wait for a slot)."""
     admitted = gate.admit(store, loaded, lease=lease)
     if isinstance(admitted, gate.Wait):
-        return wait_out(store, loaded, queue, admitted, waits), waits + 1
+        # A pause says how long it lasts; only waits for a slot grow with their number.
+        grown = 0 if admitted.reason == "paused" else waits + 1
+        return wait_out(store, loaded, queue, admitted, waits), grown
     try:
         return drain(store, loaded, queue, admitted=admitted), 0
     finally:
@@ -53,18 +55,14 @@ def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
     records = store.queues.peek(queue.name, BATCH)
     done = store.progress.done_many([(loaded.name, record["id"]) for record in records])
     moved_on: list[str] = []
-    recovered = False
     try:
         for record, had in zip(records, done, strict=True):
             if time.monotonic() - started > time_budget:
                 return 0.0  # go on in a fresh task
             if not had:
-                delay = deliver_one(store, loaded, queue, record)
+                delay = deliver_one(store, loaded, queue, record, admitted=admitted)
                 if delay is not None:
                     return delay
-                if not recovered:
-                    gate.note_recovery(store, loaded, admitted)
-                    recovered = True
             moved_on.append(record["id"])
     finally:
         # One round trip for the batch. Should it not happen, the events stay queued but marked
@@ -74,7 +72,7 @@ def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
 
 
 def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
-                record: dict) -> float | None:
+                record: dict, *, admitted: gate.Pass | None = None) -> float | None:
     """Give one event to the handler and mark it done; None when it moved on (delivered or
     dead-lettered), else the delay before the next attempt."""
     name, event_id = loaded.name, record["id"]
@@ -82,24 +80,29 @@ def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
     try:
         loaded.handler.handle(Event.from_dict(record))
     except Exception as exc:  # a plugin may raise anything: isolate it here
-        return _failed(store, loaded, queue, record, exc)
+        return _failed(store, loaded, queue, record, exc, admitted=admitted)
     store.progress.mark_done(name, event_id)  # at once: a crash after this does not deliver it twice
     HANDLER_DELIVERIES.labels(name, "success").inc()
     gate.note_call(store, loaded, time.monotonic() - began)
+    gate.note_recovery(store, loaded, admitted)
     log.info("delivered event=%s kind=%s handler=%s", event_id, record.get("kind"), name)
     return None
 
 
 def _failed(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, record: dict,
-            exc: Exception) -> float | None:
+            exc: Exception, *, admitted: gate.Pass | None) -> float | None:
     attempts, first_failure = store.progress.note_failure(loaded.name, record["id"])
     log.warning("handler=%s event=%s attempt=%d failed: %s", loaded.name, record["id"],
                 attempts, type(exc).__name__)
+    rejected = isinstance(exc, HandlerRejected)
+    pause = None if rejected else gate.note_failure(store, loaded)
+    # max_age counts from the event's first failure, or from when its handler began to fail
+    # (the probe after a pause may be the event's first attempt).
+    outage = admitted.breaker.since if admitted and admitted.breaker.since else first_failure
     policy = loaded.config
-    exhausted = attempts >= policy.max_attempts or time.time() - first_failure >= policy.max_age
-    if not (exhausted or isinstance(exc, HandlerRejected)):
+    exhausted = attempts >= policy.max_attempts or time.time() - min(first_failure, outage) >= policy.max_age
+    if not (exhausted or rejected):
         HANDLER_DELIVERIES.labels(loaded.name, "retry").inc()
-        pause = gate.note_failure(store, loaded)
         return max(backoff(attempts), pause or 0.0)
     _dead_letter(store, loaded, queue, record, attempts=attempts, first_failure=first_failure,
                  error=f"{type(exc).__name__}: {exc}")
