@@ -171,9 +171,27 @@ def test_pause_after_zero_never_pauses(make_rt):
 
 
 # -- inline delivery in ingest, hydrate and sync tasks ------------------------------------------
+def inline(rt: Runtime) -> Runtime:
+    """The Runtime of a worker: the task that queues events delivers them for up to 2 s."""
+    return dataclasses.replace(rt, deliver_inline_for=2.0)
+
+
+def test_a_handler_is_called_inline_once_it_has_answered_quickly_in_a_deliver_task(make_rt, sent):
+    rt = inline(make_rt("jsonl"))
+    e1, e2 = event("1", 1001), event("2", 1002, customer="c2")
+    dispatch(rt, [e1])  # nothing known of it yet: it might hang, so not in this task
+    assert sent == [(DELIVER_TASK, (DeliveryQueue.of("jsonl", e1).name,), 0.0)]
+    assert rt.handlers["jsonl"].handler.calls == []
+    assert drain_as(rt, "jsonl", e1) == (None, 0)
+    dispatch(rt, [e2])
+    assert len(sent) == 1 and rt.handlers["jsonl"].handler.handled == [e1.id, e2.id]
+
+
 def test_the_dispatching_task_leaves_a_failing_or_busy_handler_to_deliver_tasks(make_rt, sent):
-    rt = dataclasses.replace(make_rt("jsonl", "http", "slow"), deliver_inline_for=2.0)
+    rt = inline(make_rt("jsonl", "http", "slow"))
     e1 = event("1", 1001)
+    for name in rt.handlers:
+        rt.store.breakers.note_fast(name, seconds=600)
     rt.store.breakers.failed("http", threshold=5, pause=30, max_pause=600)  # it failed lately
     rt.store.slots.take("slow", "another-task", limit=1, ttl=LEASE)         # all its slots taken
     with as_task("ingest-1"):
@@ -186,8 +204,9 @@ def test_the_dispatching_task_leaves_a_failing_or_busy_handler_to_deliver_tasks(
 
 
 def test_a_slow_call_keeps_the_handler_out_of_inline_delivery(make_rt, sent):
-    rt = dataclasses.replace(make_rt("slow"), deliver_inline_for=2.0)
+    rt = inline(make_rt("slow"))
     e1, e2 = event("1", 1001), event("2", 1002, customer="c2")
+    rt.store.breakers.note_fast("slow", seconds=600)
     started = time.monotonic()
     rt.handlers["slow"].handler.handle = lambda ev: wait_for(lambda: time.monotonic() - started > 0.6)
     dispatch(rt, [e1])

@@ -83,7 +83,7 @@ def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
         return _failed(store, loaded, queue, record, exc, admitted=admitted)
     store.progress.mark_done(name, event_id)  # at once: a crash after this does not deliver it twice
     HANDLER_DELIVERIES.labels(name, "success").inc()
-    gate.note_call(store, loaded, time.monotonic() - began)
+    gate.note_call(store, loaded, time.monotonic() - began, admitted)
     gate.note_recovery(store, loaded, admitted)
     log.info("delivered event=%s kind=%s handler=%s", event_id, record.get("kind"), name)
     return None

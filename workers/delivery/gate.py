@@ -22,13 +22,14 @@ BUSY_WAIT = 0.25   # seconds: the first wait of a drain task that found every sl
 MAX_PAUSE = 600.0  # pauses double while the probe after each fails, up to this
 SLOW_CALL = 0.5    # seconds: a call that took longer keeps its handler out of inline delivery
 SLOW_FOR = 60.0    # for this long
+FAST_FOR = 600.0   # a quick call lets its handler be called inline for this long
 
 
 @dataclass(frozen=True)
 class Wait:
     """The handler may not be called now: why, for how long at least, since when it fails."""
 
-    reason: Literal["paused", "busy", "suspect"]
+    reason: Literal["paused", "busy", "not_inline"]
     seconds: float
     since: float | None = None
 
@@ -43,12 +44,13 @@ class Pass:
 
 def admit(store: Store, loaded: LoadedHandler, *, lease: float, inline: bool = False) -> Pass | Wait:
     """Take a slot of the handler unless it is paused or all its slots are held (or, `inline`,
-    unless it was slow or failing lately: a task with other work must not wait on it)."""
+    unless it was slow or failing lately or has not proven quick: a task with other work to do
+    must not wait on it; a deliver task calls it instead)."""
     state = store.breakers.state(loaded.name)
     if state.paused_for > 0:
         return Wait("paused", state.paused_for, since=state.since)
-    if inline and state.suspect:
-        return Wait("suspect", 0.0)
+    if inline and not state.inline_ok:
+        return Wait("not_inline", 0.0)
     holder = TASK_ID.get()  # a task redelivered after its worker died keeps its own slot
     if not store.slots.take(loaded.name, holder, limit=loaded.config.concurrency, ttl=lease):
         return Wait("busy", BUSY_WAIT)
@@ -60,10 +62,13 @@ def leave(store: Store, loaded: LoadedHandler, admitted: Pass) -> None:
     store.slots.give_back(loaded.name, admitted.holder)
 
 
-def note_call(store: Store, loaded: LoadedHandler, seconds: float) -> None:
-    """A call succeeded in `seconds`: a slow one keeps the handler out of inline delivery."""
+def note_call(store: Store, loaded: LoadedHandler, seconds: float, admitted: Pass | None) -> None:
+    """A call succeeded in `seconds`: a slow one keeps the handler out of inline delivery, a
+    quick one lets it in (renewed when half its time is gone: no round trip per event)."""
     if seconds > SLOW_CALL:
         store.breakers.note_slow(loaded.name, seconds=SLOW_FOR)
+    elif admitted is None or admitted.breaker.fast_for < FAST_FOR / 2:
+        store.breakers.note_fast(loaded.name, seconds=FAST_FOR)
 
 
 def note_failure(store: Store, loaded: LoadedHandler) -> float | None:

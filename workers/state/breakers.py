@@ -34,12 +34,13 @@ class BreakerState:
     pauses: int = 0            # pauses in a row (the probe after each one failed)
     since: float | None = None  # the first failure of this run of failures
     paused_for: float = 0.0    # seconds left in the current pause (0: not paused)
-    slow: bool = False         # a recent call took long: not called inline
+    slow: bool = False         # a recent call took long
+    fast_for: float = 0.0      # seconds its latest fast success keeps counting (0: none lately)
 
     @property
-    def suspect(self) -> bool:
-        """Whether calls may hang or fail: then never in a task that has other work to do."""
-        return bool(self.failures or self.pauses or self.paused_for or self.slow)
+    def inline_ok(self) -> bool:
+        """Whether a task with other work to do may call it: fast lately, not failing."""
+        return self.fast_for > 0 and not (self.failures or self.pauses or self.paused_for or self.slow)
 
 
 class HandlerBreakers(Concern):
@@ -55,10 +56,12 @@ class HandlerBreakers(Concern):
         pipe.hgetall(self._key("breaker", handler))
         pipe.pttl(self._key("paused-handler", handler))
         pipe.exists(self._key("slow-handler", handler))
-        counts, paused_ms, slow = pipe.execute()
+        pipe.pttl(self._key("fast-handler", handler))
+        counts, paused_ms, slow, fast_ms = pipe.execute()
         return BreakerState(failures=int(counts.get("failures", 0)), pauses=int(counts.get("pauses", 0)),
                             since=float(counts["since"]) if "since" in counts else None,
-                            paused_for=max(int(paused_ms), 0) / 1000, slow=bool(slow))
+                            paused_for=max(int(paused_ms), 0) / 1000, slow=bool(slow),
+                            fast_for=max(int(fast_ms), 0) / 1000)
 
     def failed(self, handler: str, *, threshold: int, pause: float,
                max_pause: float) -> tuple[int, float] | None:
@@ -77,4 +80,11 @@ class HandlerBreakers(Concern):
 
     def note_slow(self, handler: str, *, seconds: float) -> None:
         """A call took long: keep `handler` out of inline delivery for `seconds`."""
-        self._redis.set(self._key("slow-handler", handler), "1", px=int(seconds * 1000))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self._key("slow-handler", handler), "1", px=int(seconds * 1000))
+        pipe.delete(self._key("fast-handler", handler))
+        pipe.execute()
+
+    def note_fast(self, handler: str, *, seconds: float) -> None:
+        """A call was quick: `handler` may be called inline for `seconds`."""
+        self._redis.set(self._key("fast-handler", handler), "1", px=int(seconds * 1000))
