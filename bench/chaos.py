@@ -2,7 +2,11 @@
 calls) through its worst day: workers SIGKILLed, Redis killed and restarted, poison deliveries.
 Prints sent, accepted, delivered, lost, duplicates; exits 1 if an event was lost or duplicated.
 
-    .venv/bin/python bench/chaos.py [--quick] [--keep]
+With --hung-http an `http` handler (default timeout and breaker) posts every event to a local
+server that accepts connections and never answers; the file handler beside it must keep its
+latency (p99 target: under 1 s, measured with --calm: no kills, no Redis restart).
+
+    .venv/bin/python bench/chaos.py [--quick] [--keep] [--hung-http] [--calm]
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ import psutil  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench.common import JsonlTail  # noqa: E402
+from bench.common import JsonlTail, percentile  # noqa: E402
 from tests.fake_graph import FakeGraphServer, GraphWorld  # noqa: E402
 from tests.harness import SECRET, free_port, wait_for, write_config  # noqa: E402
+from tests.test_http_deadline import Silent  # noqa: E402
 from webhook_app.signature import sign  # noqa: E402
 from workers.ingest.parse import parse_envelope  # noqa: E402
 from workers.runtime.private_redis import redis_server_binary  # noqa: E402
@@ -87,8 +92,10 @@ class Proc:
 class Cluster:
     """Redis (append-only), the Graph stand-in, two web nodes, two workers; a log each."""
 
-    def __init__(self, directory: Path, world: GraphWorld, visibility_timeout: float):
+    def __init__(self, directory: Path, world: GraphWorld, visibility_timeout: float,
+                 hung: Silent | None = None):
         self.dir, self.world, self.visibility_timeout = directory, world, visibility_timeout
+        self.hung = hung
         self.graph = FakeGraphServer(world).__enter__()
         self.events = directory / "events.jsonl"
         env = {**os.environ, "PYTHONPATH": str(ROOT), EVENTS_ENV: str(self.events)}
@@ -109,9 +116,11 @@ class Cluster:
         accounts = [{"page_id": PAGE, "access_token": f"token-{PAGE}"},
                     {"page_id": IG_PAGE, "instagram_id": IG, "access_token": f"token-{IG_PAGE}"}]
         queue = {"data_dir": name, "visibility_timeout": self.visibility_timeout}  # an inbox per node
+        handlers = [{"type": "python", "target": "bench.chaos:sink"}]
+        if self.hung:  # the measured fault: default timeout (10 s), concurrency and breaker
+            handlers.append({"type": "http", "url": self.hung.url})
         return str(write_config(self.dir / f"{name}.toml", graph_url=self.graph.url, accounts=accounts,
-                                broker_url=self.redis_url, extra={"queue": queue},
-                                handlers=[{"type": "python", "target": "bench.chaos:sink"}]))
+                                broker_url=self.redis_url, extra={"queue": queue}, handlers=handlers))
 
     def start(self) -> None:
         self.redis.start()
@@ -206,6 +215,7 @@ class Load(threading.Thread):
         super().__init__(daemon=True)
         self.plan, self.urls, self.world, self.rate = plan, urls, world, rate
         self.results: list[tuple[bytes, str, int]] = []
+        self.sent_at: dict[bytes, float] = {}  # first send of each body (epoch seconds)
         self.stopping, self.last_send = threading.Event(), 0.0
 
     def run(self) -> None:
@@ -216,6 +226,7 @@ class Load(threading.Thread):
             if known:
                 self.world.add_message(*known, text="hello")  # the Graph API has it before the webhook
             headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(SECRET, body)}
+            self.sent_at.setdefault(body, time.time())
             try:
                 answer = sessions[n % 2].post(self.urls[n % 2], data=body, headers=headers, timeout=10)
                 status = answer.status_code
@@ -310,7 +321,35 @@ def report(load: Load, cluster: Cluster, receipts: Receipts, drained: float | No
     print(f"graph        {calls / max(messages, 1):.3f} calls/message ({calls} calls, {messages} messages), "
           f"{cluster.world.count(code=2)} transient errors, {cluster.world.throttled()} throttled answers")
     print("web nodes    " + ", ".join(requests.get(u, timeout=5).text.strip() for u in cluster.health_urls()))
+    if cluster.hung:
+        hung_report(load, cluster, receipts, accepted)
     return not lost and not duplicated
+
+
+def hung_report(load: Load, cluster: Cluster, receipts: Receipts, accepted: list) -> None:
+    """The file handler's latency beside the hung http handler, from POST to its receipt."""
+    first = {}
+    for record in receipts.records:
+        first.setdefault(record["id"], record["at"])
+    latency = {"without a Graph call": [], "all": []}
+    for body, role in accepted:
+        for event in parsed(body) if role != "poison" else []:
+            if event.id in first:
+                seconds = first[event.id] - load.sent_at[body]
+                latency["all"].append(seconds)
+                if event.kind != "message":
+                    latency["without a Graph call"].append(seconds)
+    client = redis.Redis.from_url(cluster.redis_url, decode_responses=True)
+    letters = client.zcard("inbox-relay:dead-index")
+    print(f"hung http    {cluster.hung.accepted} connections accepted, never answered; "
+          f"dead letters {letters}")
+    for name, values in latency.items():
+        if values:
+            p99 = percentile(values, 99)
+            target = f"  [{'MET' if p99 < 1 else 'MISSED'}] p99 < 1 s" if name != "all" else ""
+            print(f"file handler latency, {name} ({len(values)} events): p50 "
+                  f"{percentile(values, 50) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+                  f"max {max(values) * 1000:.0f} ms{target}")
 
 
 def main() -> int:
@@ -321,6 +360,9 @@ def main() -> int:
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds to wait for the drain")
     parser.add_argument("--linger", type=float, default=10.0, help="seconds to count late duplicates")
     parser.add_argument("--visibility-timeout", type=float, default=60.0, help="[queue] visibility_timeout")
+    parser.add_argument("--hung-http", action="store_true",
+                        help="an http handler whose endpoint never answers")
+    parser.add_argument("--calm", action="store_true", help="no worker kills, no Redis restart")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (finally) on kill too
     count, kills = (300, 1) if args.quick else (2000, 3)
@@ -331,14 +373,17 @@ def main() -> int:
     for page in (PAGE, IG_PAGE):
         world.add_account(page, f"token-{page}")
     directory = Path(tempfile.mkdtemp(prefix="chaos-", dir="/tmp"))
-    cluster, load = Cluster(directory, world, args.visibility_timeout), None
+    hung = Silent() if args.hung_http else None
+    cluster, load = Cluster(directory, world, args.visibility_timeout, hung), None
     print(f"{count} events (+redeliveries, +{len(bad)} poison) at {args.rate:g}/s, 2 web nodes, 2 workers; "
-          f"{kills} worker kill(s), 1 Redis restart; Graph fails {world.transient_rate:.0%} of calls")
+          + ("no kills" if args.calm else f"{kills} worker kill(s), 1 Redis restart")
+          + f"; Graph fails {world.transient_rate:.0%} of calls"
+          + ("; an http handler whose endpoint never answers" if hung else ""))
     try:
         cluster.start()
         load = Load(plan, [f"http://127.0.0.1:{p}/webhook" for p in cluster.web_ports], world, args.rate)
         load.start()
-        log = chaos(cluster, load, kills)
+        log = [] if args.calm else chaos(cluster, load, kills)
         load.join()
         expected = {e.id for body, role, status in load.results if status == 200 and role != "poison"
                     for e in parsed(body)}
@@ -350,6 +395,8 @@ def main() -> int:
         if load:
             load.stopping.set()
         cluster.stop()
+        if hung:
+            hung.stop()
         print(f"logs kept in {directory}") if args.keep else shutil.rmtree(directory, ignore_errors=True)
 
 

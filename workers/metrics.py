@@ -19,3 +19,5 @@ HANDLER_DELIVERIES = Counter("inbox_relay_handler_deliveries", "Events handed to
                              "(success, retry, dead_letter)", ["handler", "outcome"])
 ACK_SECONDS = Histogram("inbox_relay_ack_seconds", "Time to answer a webhook delivery",
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+HANDLER_PAUSES = Counter("inbox_relay_handler_pauses", "Times a handler's circuit breaker paused it "
+                         "(failed attempts in a row)", ["handler"])

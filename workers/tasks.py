@@ -18,7 +18,7 @@ from celery import Task, current_app, shared_task
 from celery.exceptions import Reject, Retry
 from celery.signals import worker_ready
 
-from workers.delivery.drain import drain
+from workers.delivery.drain import run_queue
 from workers.hydration import run as hydration
 from workers.ingest.parse import parse_envelope
 from workers.ingest.route import route
@@ -112,8 +112,11 @@ def ingest(self: StageTask, delivery_id: int, body: str, force: bool = False,
 
 
 @shared_task(name=DELIVER_TASK, bind=True, base=StageTask)
-def deliver(self: StageTask, queue_name: str) -> None:
-    """Drain one (handler, conversation) queue in order."""
+def deliver(self: StageTask, queue_name: str, waits: int = 0) -> None:
+    """Drain one (handler, conversation) queue in order, when its handler may be called.
+
+    `waits` counts the retries in a row that found the handler paused or its slots taken.
+    """
     rt = _runtimes.get()
     queue = parse_queue(queue_name)
     if not isinstance(queue, DeliveryQueue) or queue.handler not in rt.handlers:
@@ -123,9 +126,9 @@ def deliver(self: StageTask, queue_name: str) -> None:
     loaded = rt.handlers[queue.handler]
 
     def stage() -> None:
-        delay = drain(rt.store, loaded, queue)
+        delay, waited = run_queue(rt.store, loaded, queue, lease=rt.settings.slot_lease, waits=waits)
         if delay is not None:
-            raise _retry_later(self, rt, queue, delay)
+            raise _retry_later(self, rt, queue, delay, waits=waited)
         rt.scheduler.finish(queue)
 
     self.run_stage(rt, stage, lambda exc: rt.store.flags.release(queue.name))

@@ -43,7 +43,8 @@ def status_report(settings: Settings, store: Store) -> dict:
         stage = "hydration" if isinstance(queue, HydrationQueue) else f"handler {queue.handler}"
         waiting[stage] += store.queues.length(name)
     used, limit = store.health.memory()
-    return {"accounts": accounts, "waiting": dict(waiting), "dead_letters": store.dead_letters.count(),
+    return {"accounts": accounts, "handlers": [_handler(settings, store, h.name) for h in settings.handlers],
+            "waiting": dict(waiting), "dead_letters": store.dead_letters.count(),
             "failed_deliveries": store.failures.total(),
             "redis_memory": {"used_bytes": used, "max_bytes": limit,
                              "warning": limit > 0 and used > MEMORY_WARNING * limit}}
@@ -52,6 +53,15 @@ def status_report(settings: Settings, store: Store) -> dict:
 def components_report(settings: Settings) -> list[dict]:
     """The parts `inbox-relay run` supervises on this data_dir, if it runs."""
     return [{**asdict(part), "summary": part.summary()} for part in read_board(board_path(settings))]
+
+
+def _handler(settings: Settings, store: Store, name: str) -> dict:
+    state = store.breakers.state(name)
+    config = next(h for h in settings.handlers if h.name == name)
+    return {"name": name, "paused": state.paused_for > 0, "paused_for_seconds": state.paused_for,
+            "pauses_in_a_row": state.pauses, "failures_in_a_row": state.failures,
+            "failing_since": state.since, "in_flight": store.slots.in_use(name),
+            "concurrency": config.concurrency}
 
 
 @click.command("status")
@@ -70,6 +80,9 @@ def status(config, as_json) -> None:
     echo_table(["ACCOUNT", "INSTAGRAM", "STATE", "SINCE"],
                [[a["page_id"], a["instagram_id"] or "-", _state(a), when(a["paused_since"])]
                 for a in report["accounts"]])
+    for handler in report["handlers"]:
+        if handler["paused"] or handler["failures_in_a_row"]:
+            click.echo(_handler_line(handler))
     for account in report["accounts"]:
         for mode in ("sync", "sweep"):
             if account[mode]:
@@ -103,6 +116,16 @@ def _state(account: dict) -> str:
     if account["throttled_for_seconds"]:
         return f"throttled for {account['throttled_for_seconds']:.0f}s"
     return "ok"
+
+
+def _handler_line(handler: dict) -> str:
+    if handler["paused"]:
+        state = (f"PAUSED for {handler['paused_for_seconds']:.0f}s more (pause {handler['pauses_in_a_row']} "
+                 "in a row): its events wait")
+    else:
+        state = f"{handler['failures_in_a_row']} failed attempt(s) in a row"
+    return (f"handler {handler['name']}: {state}; failing since {when(handler['failing_since'])}, "
+            f"{handler['in_flight']} of {handler['concurrency']} slot(s) in use")
 
 
 def _job_line(page_id: str, mode: str, job: dict) -> str:

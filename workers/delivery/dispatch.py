@@ -6,6 +6,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
+from workers.delivery import gate
 from workers.delivery.drain import drain
 from workers.records import DeliveryQueue, Event
 
@@ -37,23 +38,49 @@ def dispatch(rt: Runtime, events: list[Event]) -> None:
 def deliver_here(rt: Runtime, queues: list[DeliveryQueue]) -> None:
     """Drain queues whose flags this task holds, in this task: no task message per queue.
 
-    A queue whose handler must wait, or that the time budget does not reach, goes on in a deliver
-    task; a queue that took new events meanwhile is handed to one too (Scheduler.finish).
+    A queue whose handler must wait (paused, every slot taken, slow or failing lately: this task
+    has other work), or that the time budget does not reach, goes on in a deliver task; a queue
+    that took new events meanwhile is handed to one too (Scheduler.finish).
     """
     deadline = time.monotonic() + rt.deliver_inline_for
-    for n, queue in enumerate(queues):
-        left = deadline - time.monotonic()
-        try:
-            delay = drain(rt.store, rt.handlers[queue.handler], queue, time_budget=left) if left > 0 else 0.0
-        except BaseException:
-            with contextlib.suppress(Exception):  # the store may be out of reach: the flags expire
-                for rest in queues[n:]:
-                    rt.store.flags.release(rest.name)
-            raise
-        if delay is None:
-            rt.scheduler.finish(queue)
-        else:
-            rt.scheduler.send(queue, countdown=delay)
+    ordered = sorted(queues, key=lambda queue: queue.handler)  # one slot per handler at a time
+    admitted: tuple[str, gate.Pass | gate.Wait] | None = None
+    n = 0
+    try:
+        for n, queue in enumerate(ordered):  # noqa: B007 (n names the rest on failure)
+            loaded = rt.handlers[queue.handler]
+            if admitted is None or admitted[0] != loaded.name:
+                _leave(rt, admitted)
+                admitted = (loaded.name, gate.admit(rt.store, loaded, lease=rt.settings.slot_lease,
+                                                    inline=True))
+            delay = _drain_inline(rt, queue, admitted[1], deadline - time.monotonic())
+            if delay is None:
+                rt.scheduler.finish(queue)
+            else:
+                rt.scheduler.send(queue, countdown=min(delay, rt.settings.max_countdown))
+    except BaseException:
+        with contextlib.suppress(Exception):  # the store may be out of reach: the flags expire
+            for rest in ordered[n:]:
+                rt.store.flags.release(rest.name)
+        raise
+    finally:
+        with contextlib.suppress(Exception):  # the store may be out of reach: the lease expires
+            _leave(rt, admitted)
+
+
+def _drain_inline(rt: Runtime, queue: DeliveryQueue, admitted: gate.Pass | gate.Wait,
+                  left: float) -> float | None:
+    if isinstance(admitted, gate.Wait):
+        # A deliver task takes it from here; it dead-letters by max_age if the pause lasts.
+        return admitted.seconds
+    if left <= 0:
+        return 0.0
+    return drain(rt.store, rt.handlers[queue.handler], queue, time_budget=left, admitted=admitted)
+
+
+def _leave(rt: Runtime, admitted: tuple[str, gate.Pass | gate.Wait] | None) -> None:
+    if admitted is not None and isinstance(admitted[1], gate.Pass):
+        gate.leave(rt.store, rt.handlers[admitted[0]], admitted[1])
 
 
 def enqueue(rt: Runtime, queue: DeliveryQueue, event: Event) -> None:

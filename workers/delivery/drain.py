@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 
+from workers.delivery import gate
 from workers.delivery.plugins import LoadedHandler
 from workers.errors import HandlerRejected
 from workers.metrics import HANDLER_DELIVERIES
@@ -15,10 +17,38 @@ from workers.state import Store
 log = logging.getLogger(__name__)
 BATCH = 100
 TIME_BUDGET = 10.0   # seconds one task spends on a queue before handing over (time limits)
+MAX_WAIT = 30.0      # the longest wait for a slot of a busy handler
+
+
+def run_queue(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, lease: float,
+              waits: int = 0) -> tuple[float | None, int]:
+    """Drain the queue if its handler may be called now: (retry delay or None when done, the
+    waits in a row so far, which lengthen the next wait for a slot)."""
+    admitted = gate.admit(store, loaded, lease=lease)
+    if isinstance(admitted, gate.Wait):
+        # A pause says how long it lasts; only waits for a slot grow with their number.
+        grown = 0 if admitted.reason == "paused" else waits + 1
+        return wait_out(store, loaded, queue, admitted, waits), grown
+    try:
+        return drain(store, loaded, queue, admitted=admitted), 0
+    finally:
+        gate.leave(store, loaded, admitted)
+
+
+def wait_out(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, wait: gate.Wait,
+             waits: int) -> float | None:
+    """The delay before a queue whose handler may not be called is tried again; a paused handler
+    failing for longer than its `max_age` dead-letters what waits, without a call (None: none left)."""
+    if wait.reason != "paused":
+        return backoff(waits + 1, base=wait.seconds or gate.BUSY_WAIT, cap=MAX_WAIT)
+    if wait.since is not None and time.time() - wait.since >= loaded.config.max_age:
+        _give_up_on(store, loaded, queue, since=wait.since)
+        return 0.0 if store.queues.length(queue.name) else None
+    return wait.seconds * random.uniform(1.0, 1.1)  # queues of one handler do not all wake at once
 
 
 def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
-          time_budget: float = TIME_BUDGET) -> float | None:
+          time_budget: float = TIME_BUDGET, *, admitted: gate.Pass | None = None) -> float | None:
     """Deliver the queue's events oldest first; returns a retry delay if the head must wait
     (0 when the time budget ran out first)."""
     started = time.monotonic()
@@ -30,7 +60,7 @@ def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
             if time.monotonic() - started > time_budget:
                 return 0.0  # go on in a fresh task
             if not had:
-                delay = deliver_one(store, loaded, queue, record)
+                delay = deliver_one(store, loaded, queue, record, admitted=admitted)
                 if delay is not None:
                     return delay
             moved_on.append(record["id"])
@@ -42,36 +72,63 @@ def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
 
 
 def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
-                record: dict) -> float | None:
+                record: dict, *, admitted: gate.Pass | None = None) -> float | None:
     """Give one event to the handler and mark it done; None when it moved on (delivered or
     dead-lettered), else the delay before the next attempt."""
     name, event_id = loaded.name, record["id"]
+    began = time.monotonic()
     try:
         loaded.handler.handle(Event.from_dict(record))
     except Exception as exc:  # a plugin may raise anything: isolate it here
-        return _failed(store, loaded, queue, record, exc)
+        return _failed(store, loaded, queue, record, exc, admitted=admitted)
     store.progress.mark_done(name, event_id)  # at once: a crash after this does not deliver it twice
     HANDLER_DELIVERIES.labels(name, "success").inc()
+    gate.note_call(store, loaded, time.monotonic() - began, admitted)
+    gate.note_recovery(store, loaded, admitted)
     log.info("delivered event=%s kind=%s handler=%s", event_id, record.get("kind"), name)
     return None
 
 
 def _failed(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, record: dict,
-            exc: Exception) -> float | None:
+            exc: Exception, *, admitted: gate.Pass | None) -> float | None:
     attempts, first_failure = store.progress.note_failure(loaded.name, record["id"])
     log.warning("handler=%s event=%s attempt=%d failed: %s", loaded.name, record["id"],
                 attempts, type(exc).__name__)
+    rejected = isinstance(exc, HandlerRejected)
+    pause = None if rejected else gate.note_failure(store, loaded)
+    # max_age counts from the event's first failure, or from when its handler began to fail
+    # (the probe after a pause may be the event's first attempt).
+    outage = admitted.breaker.since if admitted and admitted.breaker.since else first_failure
     policy = loaded.config
-    exhausted = attempts >= policy.max_attempts or time.time() - first_failure >= policy.max_age
-    if not (exhausted or isinstance(exc, HandlerRejected)):
+    exhausted = attempts >= policy.max_attempts or time.time() - min(first_failure, outage) >= policy.max_age
+    if not (exhausted or rejected):
         HANDLER_DELIVERIES.labels(loaded.name, "retry").inc()
-        return backoff(attempts)
+        return max(backoff(attempts), pause or 0.0)
+    _dead_letter(store, loaded, queue, record, attempts=attempts, first_failure=first_failure,
+                 error=f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def _give_up_on(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, since: float) -> None:
+    """Dead-letter the queue's waiting events (one batch): their handler has failed too long."""
+    records = store.queues.peek(queue.name, BATCH)
+    done = store.progress.done_many([(loaded.name, record["id"]) for record in records])
+    error = f"HandlerPaused: failing and paused since {time.time() - since:.0f}s (max_age)"
+    for record, had in zip(records, done, strict=True):
+        if had:
+            store.queues.dequeue(queue.name, record["id"])
+            continue
+        attempts, first_failure = store.progress.attempts(loaded.name, record["id"])
+        _dead_letter(store, loaded, queue, record, attempts=attempts,
+                     first_failure=min(first_failure or since, since), error=error)
+
+
+def _dead_letter(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, record: dict, *,
+                 attempts: int, first_failure: float, error: str) -> None:
     HANDLER_DELIVERIES.labels(loaded.name, "dead_letter").inc()
     store.dead_letters.add(DeadLetter(
-        handler=loaded.name, event=record, attempts=attempts,
-        error=f"{type(exc).__name__}: {exc}"[:1000], first_failed_at=first_failure,
-        failed_at=time.time()))
+        handler=loaded.name, event=record, attempts=attempts, error=error[:1000],
+        first_failed_at=first_failure, failed_at=time.time()))
     store.progress.clear_attempts(loaded.name, record["id"])
     store.queues.dequeue(queue.name, record["id"])
     log.error("handler=%s event=%s dead-lettered after %d attempts", loaded.name, record["id"], attempts)
-    return None

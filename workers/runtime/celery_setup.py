@@ -35,7 +35,7 @@ def create_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
         # A task still running past the visibility timeout would be handed out twice.
         task_soft_time_limit=settings.queue.visibility_timeout * 0.5,
-        task_time_limit=settings.queue.visibility_timeout * 0.75,
+        task_time_limit=settings.slot_lease,  # a handler slot is held no longer
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     return app

@@ -126,6 +126,11 @@ class HandlerConfig(BaseModel):
     kinds: Annotated[tuple[Kind, ...], BeforeValidator(_list_as_tuple)] | None = None
     max_attempts: int = Field(8, ge=1)
     max_age: float = 3600.0
+    # Isolation in time: calls of this handler in flight at once across every worker, so that a
+    # hung endpoint holds at most this many pool processes; and the circuit breaker.
+    concurrency: int = Field(1, ge=1)
+    pause_after: int = Field(5, ge=0)         # failed attempts in a row that pause it; 0: never
+    pause_for: Duration = Field(30.0, gt=0)   # the first pause; doubles while the probe fails
 
     @property
     def options(self) -> dict[str, Any]:
@@ -175,6 +180,11 @@ class Settings(Section):
     def max_countdown(self) -> float:
         """The longest retry delay a task may ask for: Redis would hand a longer one out twice."""
         return min(300.0, self.queue.visibility_timeout / 2)
+
+    @property
+    def slot_lease(self) -> float:
+        """How long a handler slot stays taken at most: a task's hard time limit (celery_setup)."""
+        return self.queue.visibility_timeout * 0.75
 
     @property
     def embedded(self) -> bool:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from workers.crypto import Codec
 from workers.state.accounts import AccountState
 from workers.state.base import Keys, connect
+from workers.state.breakers import HandlerBreakers
 from workers.state.budgets import CallBudgets
 from workers.state.dead_letters import DeadLetterStore
 from workers.state.failures import DeliveryFailures, Intake
 from workers.state.flags import Flags
 from workers.state.handler_progress import HandlerProgress
+from workers.state.handler_slots import HandlerSlots
 from workers.state.health import StoreHealth
 from workers.state.memory import StoreMemory
 from workers.state.queues import WorkQueues
@@ -29,6 +31,8 @@ class Store:
         self.flags = Flags(client, keys)
         self.progress = HandlerProgress(client, keys)
         self.progress.done_ttl = dedup_days * 86400
+        self.slots = HandlerSlots(client, keys)
+        self.breakers = HandlerBreakers(client, keys)
         self.budgets = CallBudgets(client, keys)
         self.accounts = AccountState(client, keys, codec)
         self.dead_letters = DeadLetterStore(client, keys, codec)

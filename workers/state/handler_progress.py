@@ -49,6 +49,11 @@ class HandlerProgress(Concern):
         attempts, _, first, _ = pipe.execute()
         return int(attempts), float(first)
 
+    def attempts(self, handler: str, event_id: str) -> tuple[int, float | None]:
+        """(failed attempts so far, time of the first failure or None), without counting one."""
+        attempts, first = self._redis.hmget(self._key("attempts", handler, event_id), ["attempts", "first"])
+        return int(attempts or 0), float(first) if first else None
+
     def clear_attempts(self, handler: str, event_id: str) -> None:
         """Forget the failures of an event that has now succeeded or was dead-lettered."""
         self._redis.delete(self._key("attempts", handler, event_id))

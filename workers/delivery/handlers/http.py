@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from standardwebhooks.webhooks import Webhook
 from urllib3.util.retry import Retry
 
+from workers.delivery.handlers.deadline import Deadline, DeadlineAdapter
 from workers.errors import HandlerRejected, HandlerRetryable
 from workers.records import Event
 
@@ -21,6 +21,7 @@ SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24  # the Standard Webhooks spec asks for 24 to 64 random bytes
 RETRYABLE_STATUS = {408, 429}
 USER_AGENT = "inbox-relay"
+MAX_BODY = 65536  # bytes of an answer read before the connection is dropped instead
 
 
 def parse_secret(secret: str) -> Webhook:
@@ -41,13 +42,16 @@ class HttpHandler:
     """POSTs the event record to `url`: 2xx succeeds; 408, 429, 5xx, network retry; others reject."""
 
     def __init__(self, *, name: str = "http", url: str, secret: str | None = None,
-                 timeout: float = 10.0, headers: dict | None = None):
+                 timeout: float = 10.0, connect_timeout: float = 3.0, headers: dict | None = None):
         if not isinstance(url, str) or not urlsplit(url).hostname or \
                 not url.startswith(("http://", "https://")):
             raise ValueError("url: expected an http:// or https:// URL with a host")
         if timeout <= 0:
             raise ValueError("timeout: expected a positive number of seconds")
+        if connect_timeout <= 0:
+            raise ValueError("connect_timeout: expected a positive number of seconds")
         self.name, self.url, self.timeout = name, url, float(timeout)
+        self.connect_timeout = min(float(connect_timeout), self.timeout)
         self.where = _redacted(url)
         self.signer = parse_secret(secret) if secret is not None else None
         self.headers = {str(k): str(v) for k, v in (headers or {}).items()}
@@ -56,14 +60,18 @@ class HttpHandler:
     def handle(self, event: Event) -> None:
         """Send one event; raises HandlerRetryable or HandlerRejected unless the answer is 2xx."""
         payload = json.dumps(event.to_dict())
-        try:
-            response = self.session.post(self.url, data=payload.encode("utf-8"),
-                                         headers=self._headers(event.id, payload),
-                                         timeout=self.timeout, allow_redirects=False)
-        except requests.Timeout:
-            raise HandlerRetryable(f"{self.where}: no answer within {self.timeout:g}s") from None
-        except requests.RequestException as exc:
-            raise HandlerRetryable(f"{self.where}: {type(exc).__name__}") from None
+        # `timeout` bounds the whole attempt, connect to last byte (Deadline), not each read.
+        with Deadline(self.timeout) as deadline:
+            try:
+                response = self.session.post(self.url, data=payload.encode("utf-8"),
+                                             headers=self._headers(event.id, payload), stream=True,
+                                             timeout=(self.connect_timeout, self.timeout),
+                                             allow_redirects=False)
+                _drain_body(response)
+            except requests.RequestException as exc:
+                if deadline.expired or isinstance(exc, requests.Timeout):
+                    raise HandlerRetryable(f"{self.where}: no answer within {self.timeout:g}s") from None
+                raise HandlerRetryable(f"{self.where}: {type(exc).__name__}") from None
         _check(response, self.where)
 
     def _headers(self, event_id: str, payload: str) -> dict:
@@ -84,10 +92,19 @@ def _session() -> requests.Session:
     session = requests.Session()
     # Only failed connects are retried here: nothing was sent, so nothing can arrive twice.
     retry = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0.2)
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = DeadlineAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def _drain_body(response: requests.Response) -> None:
+    # Read (and drop) a small body so the connection can be kept alive; a larger one is cut off.
+    seen = 0
+    for chunk in response.iter_content(16384):
+        seen += len(chunk)
+        if seen >= MAX_BODY:
+            break
 
 
 def _redacted(url: str) -> str:
