@@ -24,7 +24,7 @@ from workers.errors import AdminError, HandlerRejected
 from workers.inbox import deliveries
 from workers.inbox.database import Inbox
 from workers.ingest.parse import parse_envelope
-from workers.records import DeliveryQueue, Event
+from workers.records import DeadLetter, DeliveryQueue, Event
 from workers.runtime.celery_setup import QUEUE, create_celery
 from workers.runtime.config import settings_from_dict
 from workers.runtime.context import Runtime
@@ -202,6 +202,23 @@ def envelope_bytes(entries: int, obj: str = "page") -> bytes:
     return json.dumps({"object": obj, "entry": [
         {"id": "111", "time": 1, "messaging": [{"message": {"mid": f"m{i}", "text": TEXT_MARKER}}]}
         for i in range(entries)]}).encode()
+
+
+def test_dead_letters_older_than_retention_go_when_a_new_one_comes(prefix):
+    """A handler failing for weeks cannot fill Redis: letters are kept for `queue.retention`."""
+    store = Store(REDIS, prefix=prefix, retention=3600)
+    now = time.time()
+    for age, event in ((7200, make_event(1)), (1800, make_event(2))):
+        store.dead_letters.add(DeadLetter(handler="a", event=event.to_dict(), attempts=1, error="E",
+                                          first_failed_at=now - age, failed_at=now - age))
+    assert [letter.event_id for letter in store.dead_letters.all()] == [make_event(2).id]
+    client = redis.Redis.from_url(REDIS)
+    assert not client.exists(f"{prefix}:dead:a:{make_event(1).id}")
+    unbounded = Store(REDIS, prefix=prefix)
+    unbounded.dead_letters.add(DeadLetter(handler="b", event=make_event(3).to_dict(), attempts=1,
+                                          error="E", first_failed_at=0, failed_at=now - 99999))
+    assert unbounded.dead_letters.count() == 2
+
 
 
 def test_list_deliveries_newest_first_with_shape(tmp_path):

@@ -105,3 +105,18 @@ def test_a_delivery_no_worker_confirmed_is_published_again(tmp_path, store):
     assert watch.unconfirmed(now=time.time() + 1, confirm_within=0.0) == [lost], "until confirmed"
     assert inbox.get(taken).error is None and watch.unconfirmed(now=time.time() - 3600,
                                                                   confirm_within=0.0) == []
+
+
+def test_unconfirmed_after_the_visibility_timeout_is_published_again_only_when_the_broker_is_empty(
+        tmp_path, store):
+    """A worker frozen with a message it popped holds it where no visibility timeout reaches: with
+    nothing queued in the broker, `stuck_after` is enough; with a backlog, `confirm_within`."""
+    inbox = Inbox(tmp_path / INBOX_FILE)
+    stuck = inbox.append(read_body(1))
+    backlog = [5]
+    relay = Relay(inbox, lambda batch: None, watch=StoreWatch(store, inbox), confirm_within=3600,
+                  stuck_after=0.0, backlog=lambda: backlog[0])
+    relay.pump()
+    assert relay.to_publish_again(time.time() + 1) == [], "queued messages may still be ahead of it"
+    backlog[0] = 0
+    assert relay.to_publish_again(time.time() + 1) == [stuck]

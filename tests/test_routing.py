@@ -18,7 +18,7 @@ from workers.records import DeliveryQueue, Event, HydrationQueue
 from workers.runtime.config import settings_from_dict
 from workers.runtime.context import Runtime
 from workers.runtime.settings import HandlerConfig
-from workers.scheduler import DELIVER_TASK, HYDRATE_TASK, Scheduler
+from workers.scheduler import DELIVER_TASK, HYDRATE_TASK, Scheduler, drained_by
 from workers.state import Store
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -222,3 +222,22 @@ def test_a_finished_drain_task_hands_over_to_a_new_one_if_items_wait(rt, store, 
     store.queues.dequeue(delivery_a.name, webhook(2, "read").id)
     rt.scheduler.finish(delivery_a)
     assert len(sent) == 1 and not store.flags.is_claimed(delivery_a.name)
+
+
+def test_queues_whose_task_was_lost_are_started_again_but_not_a_failed_one(store, sent):
+    """restart_orphans (the relay every few seconds, the sweep every minute): a queue with items and
+    no flag lost its task; one whose task failed on a bug stays quiet; another handler's waits."""
+    scheduler = Scheduler(store.flags, store.queues, sent, visibility_timeout=60, coalesce_seconds=0)
+    lost, failed, running = DeliveryQueue("a", "t1"), DeliveryQueue("a", "t2"), HydrationQueue(PAGE)
+    elsewhere = DeliveryQueue("other", "t1")
+    for queue in (lost, failed, running, elsewhere):
+        store.queues.enqueue(queue.name, "item", {"id": "item"}, score=1)
+    scheduler.schedule(running)
+    scheduler.failed(failed)
+    sent.clear()
+    assert scheduler.restart_orphans(drained_by({"a"})) == 1
+    assert sent == [(DELIVER_TASK, (lost.name,), 0.0)]
+    assert store.flags.is_claimed(lost.name) and not store.flags.is_claimed(failed.name)
+    assert scheduler.restart_orphans(drained_by({"a"})) == 0  # its new task holds the flag now
+    scheduler.schedule(failed)  # a new item still starts the failed queue, as before
+    assert sent[-1] == (DELIVER_TASK, (failed.name,), 0.0)

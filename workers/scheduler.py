@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
-from workers.records import HydrationQueue, Queue
+from workers.records import DeliveryQueue, HydrationQueue, Queue, parse_queue
 from workers.state.flags import Flags
 from workers.state.queues import WorkQueues
 
@@ -21,6 +21,13 @@ AnyQueue = TypeVar("AnyQueue", bound=Queue)
 # The id of the task running in this context: the owner of the flags it claims for itself.
 # Outside a task (the `sync` command, say), one id per process.
 TASK_ID: ContextVar[str] = ContextVar("task_id", default=f"process-{uuid.uuid4().hex}")
+FAILED_QUIET = 3600.0  # a queue whose task failed on a bug is restarted by nothing but new items
+
+
+def drained_by(handler_names: Collection[str]) -> Callable[[Queue], bool]:
+    """Whether a worker with these handlers drains a queue: any hydration queue, and the
+    delivery queues of its own handlers (another handler's queue waits for its worker)."""
+    return lambda queue: not isinstance(queue, DeliveryQueue) or queue.handler in handler_names
 
 
 class SendTask(Protocol):
@@ -64,6 +71,26 @@ class Scheduler:
         except Exception:
             self.flags.release(queue.name)
             raise
+
+    def restart_orphans(self, wanted: Callable[[Queue], bool] = lambda queue: True) -> int:
+        """Start a drain task for each queue that holds items while no task holds its flag; returns
+        how many. Its task was lost: its worker was killed, or frozen right after the broker handed
+        the task over (outside the unacked set the visibility timeout covers), and its flag expired.
+        A queue whose task failed on a bug within FAILED_QUIET is left alone: it must not loop."""
+        queues = [queue for queue in map(parse_queue, self.queues.names()) if wanted(queue)]
+        quiet = self.flags.held_many([f"failed|{queue.name}" for queue in queues])
+        candidates = [queue for queue, failed in zip(queues, quiet, strict=True) if not failed]
+        taken = self.flags.claim_many([queue.name for queue in candidates], ttl=self.visibility_timeout,
+                                      owner=f"restart-{uuid.uuid4().hex}")
+        orphans = [queue for queue, took in zip(candidates, taken, strict=True) if took]
+        for queue in orphans:
+            self._start(queue, 0.0)
+        return len(orphans)
+
+    def failed(self, queue: Queue) -> None:
+        """A drain task failed on a bug: give its flag back, and keep restart_orphans off it."""
+        self.flags.hold(f"failed|{queue.name}", ttl=FAILED_QUIET)
+        self.flags.release(queue.name)
 
     def hold(self, queue: Queue, countdown: float) -> None:
         """A drain task retries in `countdown` seconds: nobody else starts on its queue meanwhile."""

@@ -32,6 +32,7 @@ from workers.scheduler import (
     SYNC_TASK,
     TASK_ID,
     backoff,
+    drained_by,
 )
 from workers.state.waits import is_wait
 from workers.sync import background as sync_runs
@@ -131,7 +132,7 @@ def deliver(self: StageTask, queue_name: str, waits: int = 0) -> None:
             raise _retry_later(self, rt, queue, delay, waits=waited)
         rt.scheduler.finish(queue)
 
-    self.run_stage(rt, stage, lambda exc: rt.store.flags.release(queue.name))
+    self.run_stage(rt, stage, lambda exc: rt.scheduler.failed(queue))
 
 
 @shared_task(name=HYDRATE_TASK, bind=True, base=StageTask)
@@ -151,7 +152,7 @@ def hydrate(self: StageTask, queue_name: str, failures: int = 0) -> None:
             raise _retry_later(self, rt, queue, delay, failures=failures + 1 if failed else 0)
         rt.scheduler.finish(queue)
 
-    self.run_stage(rt, stage, lambda exc: rt.store.flags.release(queue.name))
+    self.run_stage(rt, stage, lambda exc: rt.scheduler.failed(queue))
 
 
 def _retry_later(task: Task, rt: Runtime, queue: Queue, delay: float, **kwargs: int) -> Exception:
@@ -182,11 +183,7 @@ def sweep(self: StageTask) -> int:
     """Restart drain tasks for queues nobody drains (e.g. after a crash), and start the gap
     sweeps that are due; repeats every minute."""
     rt = _runtimes.get()
-    started = 0
-    for name in rt.store.queues.names():
-        if not rt.store.flags.is_claimed(name):
-            rt.scheduler.schedule(parse_queue(name))
-            started += 1
+    started = rt.scheduler.restart_orphans(drained_by(rt.handlers))
     sync_runs.start_due_sweeps(rt)
     # Several workers start sweeps; only the one that takes the flag schedules the next round.
     if rt.store.flags.claim("sweep", ttl=SWEEP_EVERY * 0.9):

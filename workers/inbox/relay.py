@@ -14,10 +14,10 @@ from celery import Celery
 
 from workers.inbox.database import INBOX_FILE, Delivery, Inbox
 from workers.inbox.watch import StoreWatch
-from workers.runtime.celery_setup import create_celery
+from workers.runtime.celery_setup import QUEUE, create_celery
 from workers.runtime.priority import lower_thread_priority
 from workers.runtime.settings import Settings
-from workers.scheduler import INGEST_TASK
+from workers.scheduler import INGEST_TASK, Scheduler, drained_by
 from workers.state import Store
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ GATHER = 0.002           # after a wake-up, let a few more deliveries arrive: fe
 MAX_OUTAGE_WAIT = 10.0   # longest pause between attempts while the broker is down
 PRUNE_EVERY = 3600.0
 WATCH_EVERY = 2.0        # seconds between looks at whether Redis lost its data
+ORPHANS_EVERY = 5.0      # seconds between looks for queues whose drain task was lost
 RELAY_NICE = 15
 
 
@@ -40,9 +41,40 @@ def build_relay(settings: Settings, *, wakeup: Wakeup | None = None) -> Relay:
         store.health.ping()
         celery_app.connection_for_write().ensure_connection(max_retries=1)
 
+    scheduler = Scheduler(store.flags, store.queues, celery_app.send_task,
+                          visibility_timeout=settings.queue.visibility_timeout, coalesce_seconds=0.0)
+    handlers = {handler.name for handler in settings.handlers}
+
+    def restart_orphans() -> int:
+        return scheduler.restart_orphans(drained_by(handlers))
+
     return Relay(inbox, celery_publisher(celery_app, watch.inbox_id), wakeup=wakeup, watch=watch,
                  replay_window=settings.queue.replay_window, retention=settings.queue.retention,
-                 connect=connect, confirm_within=2.5 * settings.queue.visibility_timeout)
+                 connect=connect, confirm_within=2.5 * settings.queue.visibility_timeout,
+                 stuck_after=settings.queue.visibility_timeout, backlog=broker_backlog(celery_app),
+                 restart_orphans=restart_orphans)
+
+
+def broker_backlog(celery_app: Celery) -> Callable[[], int]:
+    """How many ingest messages wait in the broker, taken by no worker yet (one round trip)."""
+    held: list[Any] = []  # the connection, made in the relay thread on first use
+
+    def count() -> int:
+        if not held:
+            held.append(celery_app.connection_for_read())
+        connection = held[0]
+        try:
+            return int(connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count)
+        except connection.channel_errors:
+            # No such queue: Redis keeps no empty list, so none waits (AMQP closed the channel).
+            held.clear()
+            connection.release()
+            return 0
+        except Exception:
+            held.clear()
+            connection.release()
+            raise
+    return count
 
 
 Publish = Callable[[list[tuple[Delivery, str]]], None]
@@ -83,9 +115,18 @@ class Relay:
     def __init__(self, inbox: Inbox, publish: Publish, *,
                  retention: float = 7 * 86400.0, wakeup: Wakeup | None = None,
                  watch: StoreWatch | None = None, replay_window: float = 900.0,
-                 connect: Callable[[], None] = lambda: None, confirm_within: float = 150.0):
+                 connect: Callable[[], None] = lambda: None, confirm_within: float = 150.0,
+                 stuck_after: float | None = None, backlog: Callable[[], int] | None = None,
+                 restart_orphans: Callable[[], int] | None = None):
         self.inbox, self.publish, self.connect = inbox, publish, connect
         self.confirm_within = confirm_within  # longer than a worker may take (visibility timeout)
+        # A worker that popped a message and then stopped (SIGSTOP, a frozen VM) holds it outside
+        # the broker's unacked set, where no visibility timeout reaches. When the broker's queue
+        # is empty, a delivery unconfirmed after `stuck_after` can only be in such hands.
+        self.stuck_after, self.backlog = stuck_after, backlog
+        # The same holds for drain tasks; the workers' sweep restarts their queues once a minute,
+        # the relay (which no frozen worker holds up) every ORPHANS_EVERY.
+        self.restart_orphans, self._last_orphans = restart_orphans, 0.0
         self.watch, self.replay_window = watch, replay_window
         self._last_watch = 0.0
         self.retention = retention
@@ -134,6 +175,7 @@ class Relay:
         while not self._stop.is_set():
             try:
                 self._watch_now_and_then()
+                self._restart_orphans_now_and_then()
                 moved = self.pump()
                 self._prune_now_and_then()
                 pause = 0.1
@@ -184,7 +226,7 @@ class Relay:
             self.watch.remember()
             lost = self.watch.data_lost()
             failures = self.watch.collect_failures()
-            unconfirmed = self.watch.unconfirmed(now=now, confirm_within=self.confirm_within)
+            unconfirmed = self.to_publish_again(now)
         except Exception as exc:  # the store is down: publishing may still work, so go on
             log.warning("relay: cannot reach the store (%s)", type(exc).__name__)
             return
@@ -198,6 +240,31 @@ class Relay:
         if lost:
             count = self.inbox.republish_since(now - self.replay_window)
             log.warning("relay: Redis lost its data; publishing the last %d deliveries again", count)
+
+    def _restart_orphans_now_and_then(self) -> None:
+        now = time.time()
+        if self.restart_orphans is None or now - self._last_orphans < ORPHANS_EVERY:
+            return
+        self._last_orphans = now
+        try:
+            restarted = self.restart_orphans()
+        except Exception as exc:  # the store is down: nothing to restart on it now
+            log.warning("relay: cannot look for lost drain tasks (%s)", type(exc).__name__)
+            return
+        if restarted:
+            log.warning("relay: %d queue(s) had lost their drain task (a worker killed or frozen "
+                        "with it); started again", restarted)
+
+    def to_publish_again(self, now: float) -> list[int]:
+        """Published deliveries to publish again: unconfirmed after `confirm_within` (the broker
+        lost them), or after `stuck_after` while the broker holds no ingest message."""
+        assert self.watch is not None
+        if self.stuck_after is None or self.backlog is None:
+            return self.watch.unconfirmed(now=now, confirm_within=self.confirm_within)
+        late = self.watch.unconfirmed(now=now, confirm_within=self.stuck_after)
+        if not late or self.backlog() == 0:
+            return late
+        return self.watch.unconfirmed(now=now, confirm_within=self.confirm_within)
 
     def _prune_now_and_then(self) -> None:
         now = time.time()

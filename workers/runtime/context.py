@@ -41,7 +41,8 @@ def build_runtime(settings: Settings, send_task: SendTask) -> Runtime:
     graph = GraphClient(meta.graph_url, meta.graph_version,
                         app_secret=meta.app_secrets[0] if meta.appsecret_proof else None)
     codec = Codec(settings.encryption_keys)
-    store = Store(settings.redis_store_url, codec=codec, dedup_days=settings.queue.dedup_days)
+    store = Store(settings.redis_store_url, codec=codec, dedup_days=settings.queue.dedup_days,
+                  retention=settings.queue.retention)
     scheduler = Scheduler(store.flags, store.queues, send_task,
                           visibility_timeout=settings.queue.visibility_timeout,
                           coalesce_seconds=settings.hydration.coalesce_seconds)

@@ -3,7 +3,7 @@ outlives a Redis that is full, out of memory or gone.
 
 Two things killed a worker here (Celery calls an error it does not expect unrecoverable):
 - Redis refusing a command (OOM at `maxmemory`, MISCONF on a full disk) inside an ack, a reject,
-  a restore or the queue declaration of a reconnect: a plain ResponseError, which kombu does not
+  a restore, the queue declaration of a reconnect or the BRPOP that waits for a message: a plain ResponseError, which kombu does not
   count as a connection error;
 - closing a connection that was already closed, after Redis went away: the channel's restore of
   unacknowledged messages builds a client from a transport whose `client` is None
@@ -65,6 +65,8 @@ class GuardedChannel(kombu_redis.Channel):
 
     QoS = GuardedQoS
     # Declaring the queue on (re)connect, its length, and moving messages: all may meet OOM.
+    # BRPOP writes (it pops), so a full disk answers it with MISCONF too.
+    _brpop_read = _waits_as_connection_errors(kombu_redis.Channel._brpop_read)  # type: ignore[attr-defined]
     queue_declare = _waits_as_connection_errors(kombu_redis.Channel.queue_declare)
     _size = _waits_as_connection_errors(kombu_redis.Channel._size)
     _get = _waits_as_connection_errors(kombu_redis.Channel._get)

@@ -25,9 +25,11 @@ class Store:
     """One Redis seen through its concerns; no caller touches the client itself."""
 
     def __init__(self, url: str, *, prefix: str = "inbox-relay", codec: Codec | None = None,
-                 dedup_days: float = 30.0):
+                 dedup_days: float = 30.0, retention: float | None = None):
         client, keys = connect(url), Keys(prefix)
         self.queues = WorkQueues(client, keys, codec)
+        if retention is not None:
+            self.queues.item_ttl = retention
         self.flags = Flags(client, keys)
         self.progress = HandlerProgress(client, keys)
         self.progress.done_ttl = dedup_days * 86400
@@ -36,6 +38,7 @@ class Store:
         self.budgets = CallBudgets(client, keys)
         self.accounts = AccountState(client, keys, codec)
         self.dead_letters = DeadLetterStore(client, keys, codec)
+        self.dead_letters.keep_for = retention
         self.health = StoreHealth(client, keys)
         self.memory = StoreMemory(client, keys)
         self.failures = DeliveryFailures(client, keys)

@@ -1,6 +1,8 @@
-"""Dead letters: events a handler gave up on, kept until replayed or purged."""
+"""Dead letters: events a handler gave up on, kept until replayed, purged or `retention` old."""
 
 from __future__ import annotations
+
+import time
 
 from workers.records import DeadLetter
 from workers.state.base import Concern, members
@@ -9,12 +11,28 @@ from workers.state.base import Concern, members
 class DeadLetterStore(Concern):
     """Letters by handler and event id, indexed by when they failed."""
 
+    keep_for: float | None = None  # seconds; older letters go when a new one comes (queue.retention)
+
     def add(self, letter: DeadLetter) -> None:
         """Keep a letter (replacing an earlier one for the same handler and event)."""
         pipe = self._redis.pipeline()
         pipe.set(self._key("dead", letter.key), self._dump(letter.to_dict()))
         pipe.zadd(self._key("dead-index"), {letter.key: letter.failed_at})
         pipe.execute()
+        if self.keep_for is not None:
+            self.prune(older_than=time.time() - self.keep_for)
+
+    def prune(self, *, older_than: float) -> int:
+        """Drop the letters that failed before `older_than`, so that a handler failing for
+        weeks cannot fill Redis by itself; returns how many went."""
+        index = self._key("dead-index")
+        stale = members(self._redis.zrangebyscore(index, "-inf", f"({older_than}"))
+        if stale:
+            pipe = self._redis.pipeline()
+            pipe.delete(*(self._key("dead", key) for key in stale))
+            pipe.zrem(index, *stale)
+            pipe.execute()
+        return len(stale)
 
     def all(self) -> list[DeadLetter]:
         """Every dead letter, oldest failure first."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from workers.state.base import DAY, Concern, members
 
-ITEM_TTL = 30 * DAY  # a queue nobody drains for a month is forgotten
+ITEM_TTL = 30 * DAY  # a queue nobody drains for this long is forgotten (queue.retention when set)
 
 
 class WorkQueues(Concern):
     """Items (JSON objects with an id) in sorted sets, lowest score first; bodies in a hash."""
+
+    item_ttl: float = ITEM_TTL
 
     def enqueue(self, queue: str, item_id: str, body: dict, *, score: float) -> None:
         """Add or replace an item, ordered by `score`."""
@@ -23,8 +25,8 @@ class WorkQueues(Concern):
             pipe.hset(self._key("qi", queue), item_id, self._dump(body))
             pipe.zadd(self._key("q", queue), {item_id: score})
         for queue in {item[0] for item in items}:
-            pipe.expire(self._key("qi", queue), ITEM_TTL)
-            pipe.expire(self._key("q", queue), ITEM_TTL)
+            pipe.expire(self._key("qi", queue), int(self.item_ttl))
+            pipe.expire(self._key("q", queue), int(self.item_ttl))
             pipe.sadd(self._key("queues"), queue)
         pipe.execute()
 
@@ -77,7 +79,10 @@ class WorkQueues(Concern):
     def names(self) -> list[str]:
         """Every queue that holds items (empty ones are forgotten here)."""
         names = sorted(members(self._redis.smembers(self._key("queues"))))
-        lengths = {name: self.length(name) for name in names}
+        pipe = self._redis.pipeline(transaction=False)
+        for name in names:
+            pipe.zcard(self._key("q", name))
+        lengths = dict(zip(names, pipe.execute() if names else [], strict=True))
         empty = [name for name, length in lengths.items() if not length]
         if empty:
             self._redis.srem(self._key("queues"), *empty)
