@@ -145,37 +145,42 @@ def test_a_crash_looping_worker_never_stops_the_web_tier(relay):
     assert relay.process.poll() is None
 
 
+def _arrived(relay: RelayProcess, ids: set[str]):
+    return lambda: ids <= {r["id"] for r in relay.events()}
+
+
 def test_a_delivery_popped_by_a_stopped_worker_goes_to_another_within_the_visibility_timeout(relay):
     """A worker frozen (SIGSTOP) right after Redis handed it a message holds that message outside
-    kombu's unacked set; the relay publishes it again once the broker's queue is empty."""
+    kombu's unacked set; the relay hands it out again (an ingest once the broker's queue is empty,
+    a drain task once its queue's flag expired)."""
     import subprocess
     import sys
     import time
 
     from tests.harness import ROOT
 
-    log = open(relay.dir / "second-worker.log", "ab")
-    second = subprocess.Popen([sys.executable, "-m", "workers.cli", "worker", "--config", str(relay.config),
-                               "--concurrency", "1"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    log_path = relay.dir / "second-worker.log"
+    with open(log_path, "ab") as log:
+        second = subprocess.Popen([sys.executable, "-m", "workers.cli", "worker", "--config",
+                                   str(relay.config), "--concurrency", "1"],
+                                  stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     first = _component(relay, "celery")
     frozen = [first, *first.children(recursive=True)]
     try:
-        wait_for(lambda: "ready" in (relay.dir / "second-worker.log").read_text(), timeout=60,
-                 message="the second worker")
+        wait_for(lambda: "ready" in log_path.read_text(), timeout=60, message="the second worker")
         for process in frozen:
             process.suspend()
         stuck = None
         for n in range(20):  # the frozen worker's pending BRPOP takes one of these
             accepted = _post_stream(relay, [n])
             try:
-                wait_for(lambda: accepted <= {r["id"] for r in relay.events()}, timeout=3)
+                wait_for(_arrived(relay, accepted), timeout=3)
             except AssertionError:
                 stuck, posted_at = accepted, time.monotonic()
                 break
         assert stuck, "the frozen worker took none of 20 deliveries"
-        # visibility_timeout is 10 s; without the relay's check the wait was 2.5 times that.
-        wait_for(lambda: stuck <= {r["id"] for r in relay.events()}, timeout=20,
-                 message="the delivery the frozen worker held")
+        # visibility_timeout is 10 s; without the relay's looks the wait was 2.5 times that or more.
+        wait_for(_arrived(relay, stuck), timeout=20, message="the delivery the frozen worker held")
         assert time.monotonic() - posted_at < 22
         assert all(process.status() == psutil.STATUS_STOPPED for process in frozen)
     finally:
@@ -183,4 +188,3 @@ def test_a_delivery_popped_by_a_stopped_worker_goes_to_another_within_the_visibi
             process.resume()
         second.terminate()
         second.wait(30)
-        log.close()

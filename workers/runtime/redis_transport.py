@@ -3,8 +3,8 @@ outlives a Redis that is full, out of memory or gone.
 
 Two things killed a worker here (Celery calls an error it does not expect unrecoverable):
 - Redis refusing a command (OOM at `maxmemory`, MISCONF on a full disk) inside an ack, a reject,
-  a restore, the queue declaration of a reconnect or the BRPOP that waits for a message: a plain ResponseError, which kombu does not
-  count as a connection error;
+  a restore, the queue declaration of a reconnect or the BRPOP that waits for a message: a plain
+  ResponseError, which kombu does not count as a connection error;
 - closing a connection that was already closed, after Redis went away: the channel's restore of
   unacknowledged messages builds a client from a transport whose `client` is None
   (AttributeError: 'NoneType' object has no attribute 'hostname').
