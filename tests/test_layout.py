@@ -66,3 +66,19 @@ def test_no_module_imports_itself_through_others():
 def test_modules_stay_small(name):
     lines = len(MODULES[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines; split it by concern"
+
+
+def test_plugin_authors_need_one_module():
+    """`workers.plugin` names what a plugin uses, the same objects as before; the example plugin
+    imports nothing else of inbox-relay."""
+    from workers import errors, plugin, records
+    from workers.delivery import plugins
+
+    assert plugin.__all__ == ["Event", "Handler", "HandlerRejected", "Retry"]
+    assert (plugin.Event, plugin.Handler, plugin.HandlerRejected) == (
+        records.Event, plugins.Handler, errors.HandlerRejected)
+    assert issubclass(plugin.Retry, errors.RelayError) and plugin.Retry is not plugin.HandlerRejected
+    example = ROOT / "examples" / "handler-plugin" / "inbox_relay_kinds" / "__init__.py"
+    used = {node.module for node in ast.walk(ast.parse(example.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("workers")}
+    assert used == {"workers.plugin"}

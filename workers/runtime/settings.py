@@ -62,7 +62,7 @@ class QueueSettings(Section):
     visibility_timeout: float = Field(60.0, gt=0)
     replay_window: float = 900.0
     dedup_days: float = Field(30.0, gt=0)   # how long "handler X has event Y" is remembered
-    retention: Duration = 7 * 86400.0        # published inbox rows are compacted after this
+    retention: Duration = 7 * 86400.0        # published inbox rows and dead letters go after this
 
     @model_validator(mode="before")
     @classmethod

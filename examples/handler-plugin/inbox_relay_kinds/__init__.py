@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 from pathlib import Path
 
+from workers.plugin import Event
+
 KINDS = None  # accept every kind; a tuple such as ("message", "echo") would narrow it
 
 
@@ -19,7 +21,7 @@ class KindsHandler:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def handle(self, event) -> None:
+    def handle(self, event: Event) -> None:
         """Write one line; raising here would ask inbox-relay to try the event again later."""
         with open(self.path, "a", encoding="utf-8") as out:
             # Several worker processes share the file: the lock keeps their lines whole.

@@ -1,0 +1,15 @@
+"""The names a handler plugin uses, and the only public ones: import them from here.
+
+    from workers.plugin import Event, Handler, HandlerRejected, Retry
+
+A handler is any object with a `name` and `handle(event: Event) -> None` (see `Handler`); it may
+set `kinds` to the event kinds it accepts. Raising `Retry` (or any other exception) asks for the
+event again later, with backoff; raising `HandlerRejected` dead-letters it at once.
+"""
+
+from workers.delivery.plugins import Handler
+from workers.errors import HandlerRejected
+from workers.errors import HandlerRetryable as Retry
+from workers.records import Event
+
+__all__ = ["Event", "Handler", "HandlerRejected", "Retry"]
