@@ -87,3 +87,20 @@ def test_client_over_http_maps_answers_to_errors():
             GraphClient(server.url, "v27.0").get("m1", token="good")
     with pytest.raises(GraphRetryable):
         GraphClient(server.url, "v27.0", timeout=1).get("m1", token="good")  # server is gone
+
+
+def test_an_error_keeps_what_meta_support_asks_for():
+    """Status, code, subcode and fbtrace_id survive classification and pickling; the log phrase
+    names them and never the message."""
+    import pickle
+
+    body = {"error": {"message": "secret-ish detail", "code": 100, "error_subcode": 2018278,
+                      "fbtrace_id": "AbCdEf123"}}
+    error = pickle.loads(pickle.dumps(classify(400, body)))
+    assert (type(error), error.status, error.code, error.subcode, error.fbtrace_id) == (
+        GraphPermanent, 400, 100, 2018278, "AbCdEf123")
+    assert error.where == "HTTP 400 code 100/2018278 fbtrace_id AbCdEf123"
+    assert "secret-ish" not in error.where
+    throttled = pickle.loads(pickle.dumps(classify(400, {"error": {"code": 613, "fbtrace_id": "T"}}, 60)))
+    assert (throttled.fbtrace_id, throttled.retry_after, throttled.status) == ("T", 60, 400)
+    assert classify(502, None).where == "HTTP 502"

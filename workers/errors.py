@@ -23,14 +23,30 @@ class PluginError(RelayError):
 
 
 class GraphError(RelayError):
-    """The Graph API answered with an error; subclasses say what to do about it."""
+    """The Graph API answered with an error; subclasses say what to do about it.
 
-    def __init__(self, message: str, code: int | None = None, subcode: int | None = None):
-        super().__init__(message, code, subcode)
+    `status` is the HTTP status and `fbtrace_id` the id Meta's support asks for; `where` puts the
+    three numbers and the trace id in one short, text-free phrase for a log line.
+    """
+
+    def __init__(self, message: str, code: int | None = None, subcode: int | None = None,
+                 status: int | None = None, fbtrace_id: str | None = None):
+        super().__init__(message, code, subcode, status, fbtrace_id)
         self.message, self.code, self.subcode = message, code, subcode
+        self.status, self.fbtrace_id = status, fbtrace_id
+
+    @property
+    def where(self) -> str:
+        """`HTTP 400 code 100/33 fbtrace_id AbC`: what identifies the answer, never its message."""
+        parts = [f"HTTP {self.status}" if self.status else "no answer"]
+        if self.code is not None:
+            parts.append(f"code {self.code}" + (f"/{self.subcode}" if self.subcode is not None else ""))
+        if self.fbtrace_id:
+            parts.append(f"fbtrace_id {self.fbtrace_id}")
+        return " ".join(parts)
 
     def __str__(self) -> str:
-        return f"graph error code={self.code} subcode={self.subcode}: {self.message}"
+        return f"graph error {self.where}: {self.message}"
 
 
 class GraphRetryable(GraphError):
@@ -41,9 +57,9 @@ class GraphThrottled(GraphError):
     """The account or app is throttled; `retry_after` is the wait the usage headers ask (0: unsaid)."""
 
     def __init__(self, message: str, code: int | None = None, subcode: int | None = None,
-                 retry_after: float = 0.0):
-        super().__init__(message, code, subcode)
-        self.args = (message, code, subcode, retry_after)
+                 status: int | None = None, fbtrace_id: str | None = None, retry_after: float = 0.0):
+        super().__init__(message, code, subcode, status, fbtrace_id)
+        self.args = (message, code, subcode, status, fbtrace_id, retry_after)
         self.retry_after = retry_after
 
 

@@ -92,16 +92,25 @@ def classify(status: int, body: dict | None, backoff: float = 0.0) -> GraphError
     error = (body or {}).get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         kind = GraphRetryable if status >= 500 or status in (408, 429) else GraphPermanent
-        return kind(f"HTTP {status} without a Graph error body")
-    code, subcode = error.get("code"), error.get("error_subcode")
+        return kind(f"HTTP {status} without a Graph error body", status=status)
+    code, subcode = _int_or_none(error.get("code")), _int_or_none(error.get("error_subcode"))
+    trace = str(error["fbtrace_id"])[:64] if error.get("fbtrace_id") else None
     message = str(error.get("message", ""))[:300]
     if code in THROTTLED_CODES or status == 429:
-        return GraphThrottled(message, code, subcode, retry_after=backoff)
+        return GraphThrottled(message, code, subcode, status, trace, retry_after=backoff)
+    found: type[GraphError] = GraphPermanent
     if code in TOKEN_CODES:
-        return GraphTokenInvalid(message, code, subcode)
-    if code in RETRYABLE_CODES or error.get("is_transient") or status >= 500:
-        return GraphRetryable(message, code, subcode)
-    return GraphPermanent(message, code, subcode)
+        found = GraphTokenInvalid
+    elif code in RETRYABLE_CODES or error.get("is_transient") or status >= 500:
+        found = GraphRetryable
+    return found(message, code, subcode, status, trace)
+
+
+def _int_or_none(value: object) -> int | None:
+    """A Graph error number; a bool or a string of digits is not one Meta sends, but is kept as one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 def usage_backoff(headers) -> float:

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from workers.delivery.dispatch import dispatch
-from workers.errors import GraphRetryable, GraphThrottled, GraphTokenInvalid
+from workers.errors import GraphError, GraphRetryable, GraphThrottled, GraphTokenInvalid
 from workers.hydration.fallback import unavailable
 from workers.hydration.pending import Pending
 from workers.hydration.planner import Outcome, hydrate_account
@@ -55,12 +55,12 @@ def _call(rt: Runtime, queue: HydrationQueue, account: Account, pending: list[Pe
     except GraphThrottled as exc:
         wait = exc.retry_after or rt.settings.hydration.throttle_seconds
         rt.store.budgets.block_calls(account.page_id, wait)
-        log.warning("account=%s throttled (code %s); waiting %.0fs", account.page_id, exc.code, wait)
+        log.warning("account=%s throttled (%s); waiting %.0fs", account.page_id, exc.where, wait)
         return wait, False
     except GraphTokenInvalid as exc:
         rt.store.accounts.pause(account.page_id, fingerprint(account.access_token), f"code {exc.code}")
-        log.error("account=%s token invalid (code %s): hydration paused until the token is replaced",
-                  account.page_id, exc.code)
+        log.error("account=%s token invalid (%s): hydration paused until the token is replaced",
+                  account.page_id, exc.where)
         return rt.settings.hydration.paused_recheck_seconds, False
     except GraphRetryable as exc:
         return _transient(rt, queue, pending, exc, failures + 1), True
@@ -81,12 +81,12 @@ def _next_run(rt: Runtime, queue: HydrationQueue) -> float | None:
     return None if due is None else max(0.0, due / 1000 - time.time())
 
 
-def _transient(rt: Runtime, queue: HydrationQueue, pending: list[Pending], exc: Exception,
+def _transient(rt: Runtime, queue: HydrationQueue, pending: list[Pending], exc: GraphError,
                failures: int) -> float | None:
     first_seen = min(p.since for p in pending)
     if time.time() - first_seen <= rt.settings.hydration.max_age:
-        log.warning("account=%s transient graph error (failure %d): %s", queue.account_id, failures,
-                    type(exc).__name__)
+        log.warning("account=%s transient graph error (failure %d): %s %s", queue.account_id,
+                    failures, type(exc).__name__, exc.where)
         return backoff(failures)
     reason = f"gave up after transient errors for {rt.settings.hydration.max_age:.0f}s: {exc}"
     settle(rt, queue, [unavailable(p.event, reason) for p in pending])

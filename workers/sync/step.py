@@ -51,7 +51,7 @@ def step(rt: Runtime, job: SyncJob, account: Account) -> float:
         rt.store.budgets.block_calls(account.page_id, wait)  # live hydration pauses too
         return wait
     except GraphRetryable as exc:
-        log.warning("sync account=%s transient %s", account.page_id, type(exc).__name__)
+        log.warning("sync account=%s transient %s %s", account.page_id, type(exc).__name__, exc.where)
         return backoff(min(job.calls, 6))
     if job.listing_done and not job.older:
         job.next_platform()
@@ -108,7 +108,7 @@ def _read_older(rt: Runtime, job: SyncJob, account: Account, reader: Conversatio
     try:
         page = reader.get(work["conversation"], params, edge="messages")
     except GraphPermanent as exc:  # the conversation went away: nothing more to read there
-        log.warning("sync account=%s conversation skipped: %s", account.page_id, exc.code)
+        log.warning("sync account=%s conversation skipped: %s", account.page_id, exc.where)
         job.older.pop(0)
         return
     _deliver(rt, job, account, work["conversation"], _nodes(page))
