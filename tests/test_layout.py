@@ -82,3 +82,15 @@ def test_plugin_authors_need_one_module():
     used = {node.module for node in ast.walk(ast.parse(example.read_text()))
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("workers")}
     assert used == {"workers.plugin"}
+
+
+def test_environment_variables_are_named_in_one_module():
+    """The environment is a second configuration channel: every name of it lives in
+    workers/environment.py, so that a reader finds them all there."""
+    import re
+
+    pattern = re.compile(r"^(INBOX_RELAY|META|PROMETHEUS)_[A-Z_]+$")
+    spelled = {(name, node.value) for name, path in MODULES.items() if name != "workers.environment"
+               for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.Constant) and pattern.match(str(node.value))}
+    assert not spelled

@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from webhook_app.state import WebState, web_state
+from workers import environment
 from workers.runtime.components import board_path, read_board
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def _paused_accounts(state: WebState) -> list[str]:
 def metrics() -> ResponseReturnValue:
     """Prometheus text: the counters of every process, and the inbox and account gauges."""
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if os.environ.get(environment.METRICS_DIR):
         MultiProcessCollector(registry)
     else:
         registry = REGISTRY

@@ -8,6 +8,7 @@ import os
 from celery import Celery
 from celery.signals import setup_logging
 
+from workers import environment
 from workers.runtime import logs
 from workers.runtime.celery_setup import create_celery
 from workers.runtime.config import load_settings
@@ -15,7 +16,7 @@ from workers.runtime.data_dir import private_files
 from workers.runtime.priority import lower_process_priority_from_env
 from workers.runtime.private_redis import PrivateRedisUnhealthy, ensure_embedded_redis
 
-SUPERVISED_ENV = "INBOX_RELAY_SUPERVISED"  # set by `inbox-relay run`, which owns the private Redis
+SUPERVISED_ENV = environment.SUPERVISED
 log = logging.getLogger(__name__)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import redis
 
+from workers import environment
 from workers.crypto import Codec
 from workers.durations import parse_duration
 from workers.errors import RelayError
@@ -31,7 +32,7 @@ class Duration(click.ParamType):
 
 
 DEFAULT_CONFIG = "inbox-relay.toml"  # in the current directory, when neither --config nor the variable
-config_option = click.option("--config", type=click.Path(dir_okay=False), envvar="INBOX_RELAY_CONFIG",
+config_option = click.option("--config", type=click.Path(dir_okay=False), envvar=environment.CONFIG,
                              help="TOML configuration file (default: $INBOX_RELAY_CONFIG, "
                                   f"else ./{DEFAULT_CONFIG} if it exists).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from workers import environment
 from workers.cli.common import DEFAULT_CONFIG
 from workers.connect.template import render_config, write_private
 
@@ -53,7 +54,8 @@ def _next_steps(path: Path, page_ids: list[str]) -> None:
     click.echo(f"wrote {path} (readable by you only), with a new verify token and encryption key")
     click.echo("next:")
     click.echo("  1. put your app secret in [meta] app_secrets, or set META_APP_SECRET")
-    variables = ", ".join(f"META_PAGE_TOKEN_{page_id}" for page_id in page_ids or ["<page id>"])
+    prefix = environment.PAGE_TOKEN_PREFIX
+    variables = ", ".join(f"{prefix}{page_id}" for page_id in page_ids or ["<page id>"])
     click.echo(f"  2. set {variables} to each page's access token")
     click.echo("  3. type [meta] verify_token as the Verify token in the App Dashboard (Webhooks)")
     account = page_ids[0] if len(page_ids) == 1 else "<page id>"

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from workers import environment
 from workers.cli.check import check
 from workers.cli.common import config_option
 from workers.cli.common import settings_or_exit as _settings
@@ -168,7 +169,7 @@ def worker(config, concurrency, log_level, log_format) -> None:
 
 
 def _exec(command: list[str], settings: Settings) -> None:
-    os.environ["INBOX_RELAY_CONFIG"] = str(settings.source_file.resolve())
+    os.environ[environment.CONFIG] = str(settings.source_file.resolve())
     os.execvp(command[0], command)
 
 

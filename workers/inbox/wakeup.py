@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import select
 
-WAKE_FD_ENV = "INBOX_RELAY_WAKE_FD"  # set in the master; the web workers it forks inherit it
+from workers import environment
+
+WAKE_FD_ENV = environment.WAKE_FD
 
 
 class PipeWakeup:

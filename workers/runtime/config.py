@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from workers import environment
 from workers.errors import ConfigError
 from workers.runtime.settings import HandlerConfig, Settings
 
@@ -18,7 +19,7 @@ def load_settings(path: str | os.PathLike | None = None, *,
                   env: Mapping[str, str] | None = None) -> Settings:
     """Read the TOML file named by `path` or INBOX_RELAY_CONFIG, then apply env overrides."""
     env = os.environ if env is None else env
-    path = path or env.get("INBOX_RELAY_CONFIG")
+    path = path or env.get(environment.CONFIG)
     if not path:
         raise ConfigError("no configuration: pass --config FILE or set INBOX_RELAY_CONFIG")
     source = Path(path)
@@ -50,15 +51,15 @@ def _with_env(doc: dict, env: Mapping[str, str]) -> dict:
     doc = dict(doc)
     if isinstance(doc.get("meta"), dict):
         meta = doc["meta"] = dict(doc["meta"])
-        if env.get("META_APP_SECRET"):
-            meta["app_secrets"] = [s.strip() for s in env["META_APP_SECRET"].split(",") if s.strip()]
-        if env.get("META_VERIFY_TOKEN"):
-            meta["verify_token"] = env["META_VERIFY_TOKEN"]
-    keys = [key.strip() for key in env.get("INBOX_RELAY_ENCRYPTION_KEYS", "").split(",") if key.strip()]
+        if env.get(environment.APP_SECRET):
+            meta["app_secrets"] = [s.strip() for s in env[environment.APP_SECRET].split(",") if s.strip()]
+        if env.get(environment.VERIFY_TOKEN):
+            meta["verify_token"] = env[environment.VERIFY_TOKEN]
+    keys = [key.strip() for key in env.get(environment.ENCRYPTION_KEYS, "").split(",") if key.strip()]
     if keys and isinstance(doc.get("security", {}), dict):
         doc["security"] = {**doc.get("security", {}), "encryption_keys": keys}
-    if env.get("INBOX_RELAY_BROKER_URL") and isinstance(doc.get("queue", {}), dict):
-        doc["queue"] = {**doc.get("queue", {}), "broker_url": env["INBOX_RELAY_BROKER_URL"]}
+    if env.get(environment.BROKER_URL) and isinstance(doc.get("queue", {}), dict):
+        doc["queue"] = {**doc.get("queue", {}), "broker_url": env[environment.BROKER_URL]}
     if isinstance(doc.get("accounts"), list):
         doc["accounts"] = [_account_with_env(item, env) for item in doc["accounts"]]
     return doc
@@ -67,7 +68,7 @@ def _with_env(doc: dict, env: Mapping[str, str]) -> dict:
 def _account_with_env(item: Any, env: Mapping[str, str]) -> Any:
     if not isinstance(item, dict) or not isinstance(item.get("page_id"), str):
         return item
-    token = env.get(f"META_PAGE_TOKEN_{item['page_id']}")
+    token = env.get(f"{environment.PAGE_TOKEN_PREFIX}{item['page_id']}")
     return {**item, "access_token": token} if token else item
 
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from workers import environment
 from workers.runtime.settings import Settings
 
 PRIVATE_UMASK = 0o077  # files inbox-relay creates: readable by their owner only
@@ -23,7 +24,7 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # where each process writes its counts for /metrics
+METRICS_ENV = environment.METRICS_DIR
 SHARED_MEMORY = Path("/dev/shm")
 
 

@@ -6,8 +6,9 @@ import json
 import logging
 import os
 
-LEVEL_ENV = "INBOX_RELAY_LOG_LEVEL"    # set by the CLI's --log-level; children inherit it
-FORMAT_ENV = "INBOX_RELAY_LOG_FORMAT"  # set by the CLI's --log-format
+from workers import environment
+
+LEVEL_ENV, FORMAT_ENV = environment.LOG_LEVEL, environment.LOG_FORMAT
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

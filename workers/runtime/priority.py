@@ -6,8 +6,10 @@ import logging
 import os
 import threading
 
+from workers import environment
+
 log = logging.getLogger(__name__)
-NICE_ENV = "INBOX_RELAY_NICE"  # set by `inbox-relay run` for the worker it starts
+NICE_ENV = environment.NICE
 
 
 def lower_process_priority_from_env() -> None:

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 
+from workers import environment
 from workers.errors import ConfigError
 from workers.runtime import logs
 from workers.runtime.components import Component, board_path, clear_board, write_board
@@ -53,8 +54,8 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
     """
     # Supervised children leave the private Redis to us: one that started its own while ours was
     # down would leave a Redis nobody watches.
-    env = {**os.environ, "INBOX_RELAY_CONFIG": str(settings.source_file.resolve()),
-           "INBOX_RELAY_SUPERVISED": "1"}
+    env = {**os.environ, environment.CONFIG: str(settings.source_file.resolve()),
+           environment.SUPERVISED: "1"}
     commands = {"web": web_command(host, port, web_workers), "worker": worker_command(concurrency)}
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
