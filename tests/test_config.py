@@ -76,3 +76,43 @@ def test_instagram_account_maps_to_its_page():
     assert settings.account_for("178").page_id == "1"
     assert settings.account_for("1").page_id == "1"
     assert settings.account_for("2") is None
+
+
+class Closer:
+    """A handler that notes its close(); `fails` makes close raise, as a buggy plugin's might."""
+
+    def __init__(self, *, fails: bool = False):
+        self.name, self.fails, self.closed = "closer", fails, False
+
+    def handle(self, event) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+        if self.fails:
+            raise RuntimeError("bug in close")
+
+
+def test_a_reload_closes_the_handlers_it_replaces(tmp_path, monkeypatch):
+    import os
+
+    from workers.delivery.plugins import LoadedHandler
+    from workers.runtime.context import RuntimeCache
+    from workers.runtime.settings import HandlerConfig
+
+    config = tmp_path / "c.toml"
+    config.write_text('[meta]\napp_secrets = ["s"]\nverify_token = "t"\n'
+                      '[queue]\nbroker_url = "redis://127.0.0.1:6379/0"\n'
+                      f'[[handlers]]\ntype = "jsonl"\npath = "{tmp_path / "e.jsonl"}"\n')
+    monkeypatch.setenv("INBOX_RELAY_CONFIG", str(config))
+    cache = RuntimeCache(lambda name, args, countdown: None)
+    first = cache.get()
+    assert cache.get() is first
+    buggy, fine = Closer(fails=True), Closer()
+    first.handlers["buggy"] = LoadedHandler(buggy, HandlerConfig(type="x", name="buggy"))
+    first.handlers["fine"] = LoadedHandler(fine, HandlerConfig(type="x", name="fine"))
+    stat = config.stat()
+    os.utime(config, (stat.st_atime, stat.st_mtime + 5))
+    second = cache.get()
+    assert second is not first and (buggy.closed, fine.closed) == (True, True)
+    assert "buggy" not in second.handlers

@@ -4,7 +4,8 @@
 
 A handler is any object with a `name` and `handle(event: Event) -> None` (see `Handler`); it may
 set `kinds` to the event kinds it accepts. Raising `Retry` (or any other exception) asks for the
-event again later, with backoff; raising `HandlerRejected` dead-letters it at once.
+event again later, with backoff; raising `HandlerRejected` dead-letters it at once. An optional
+`close()` is called when a worker reloads a changed configuration and replaces the handler.
 """
 
 from workers.delivery.plugins import Handler

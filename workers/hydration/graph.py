@@ -46,6 +46,10 @@ class GraphClient:
         """
         return self._request("GET", path, token=token, params=params)
 
+    def close(self) -> None:
+        """Release the pooled connections (the configuration reloaded, or the process stops)."""
+        self.session.close()
+
     def post(self, path: str, *, token: str, params: dict | None = None) -> tuple[dict, float]:
         """POST to an edge (parameters in the query string, as Meta documents them); like `get`."""
         return self._request("POST", path, token=token, params=params)

@@ -34,6 +34,19 @@ class Runtime:
     # the rest to deliver tasks; 0: a deliver task for every queue (what unit tests observe).
     deliver_inline_for: float = 0.0
 
+    def close(self) -> None:
+        """Release what this Runtime holds: handlers that have a `close()`, the Graph session.
+        A handler whose close fails is logged (by type) and the others are closed all the same."""
+        for loaded in self.handlers.values():
+            close = getattr(loaded.handler, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:  # a plugin's bug must not stop the reload
+                    log.warning("handler=%s close failed: %s", loaded.name, type(exc).__name__)
+        if self.graph is not None:
+            self.graph.close()
+
 
 def build_runtime(settings: Settings, send_task: SendTask) -> Runtime:
     """Build the collaborators of one process; `send_task` starts Celery tasks by name."""
@@ -69,8 +82,11 @@ class RuntimeCache:
         return current
 
     def _build(self, settings: Settings) -> Runtime:
+        replaced = self._runtime
         self._mtime = _mtime(settings.source)
         self._runtime = build_runtime(settings, self.send_task)
+        if replaced is not None:  # closed once its successor exists: a failed build keeps it
+            replaced.close()
         return self._runtime
 
 
