@@ -3,7 +3,8 @@ import json
 import pytest
 
 from tests.harness import FIXTURES
-from workers.ingest.parse import parse_envelope, to_millis
+from workers.ingest.parse import parse_envelope
+from workers.times import to_millis
 
 WEBHOOKS = sorted((FIXTURES / "webhooks").glob("*.json"))
 

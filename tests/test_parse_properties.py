@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness import FIXTURES
-from workers.ingest.parse import CHANNELS, MAX_MILLIS, parse_envelope
+from workers.ingest.parse import CHANNELS, parse_envelope
 from workers.records import KINDS
+from workers.times import MAX_MILLIS
 
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
            | st.sampled_from([-1e308, 1e308, -(10**400), 10**400, 1e11, -1e11])

@@ -15,9 +15,9 @@ from workers.errors import GraphPermanent, GraphRetryable
 from workers.hydration.fallback import unavailable
 from workers.hydration.pending import Pending
 from workers.hydration.reader import MESSAGE_FIELDS, NESTED, ConversationReader, Listing, detailed
-from workers.ingest.parse import to_millis
 from workers.records import Event
 from workers.state.accounts import AccountState
+from workers.times import to_millis
 
 GRACE_MS = 10_000
 BEYOND_NEWEST = "not among the 20 newest messages of its conversation"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from workers.records import Event, Hydration, Kind, Platform
+from workers.times import to_millis
 
 PLATFORMS: dict[Any, Platform] = {"page": "messenger", "instagram": "instagram"}
 HYDRATED_KINDS = {"message", "echo"}
@@ -24,7 +23,6 @@ _MESSAGING_KINDS: dict[str, Kind] = {
 
 CHANNELS = ("messaging", "standby", "changes")
 MAX_DEPTH = 64  # what the web edge accepts; deeper items are cut when hashed
-MAX_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: later "timestamps" are not times
 
 
 def parse_envelope(envelope: Any) -> list[Event]:
@@ -123,31 +121,6 @@ def _clip(value: Any, depth: int) -> Any:
     if isinstance(value, list):
         return [_clip(item, depth - 1) for item in value]
     return value
-
-
-def to_millis(value: Any) -> int | None:
-    """Meta's timestamps as epoch milliseconds: numbers (seconds or milliseconds), numeric
-    strings, ISO 8601; None for anything else, and for times before 1970 or after 9999."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int) and abs(value) > MAX_MILLIS:
-        return None  # beyond what a float holds, and no time anyway
-    if isinstance(value, int | float):
-        millis = float(value if abs(value) > 1e11 else value * 1000)  # seconds or milliseconds
-        return int(millis) if math.isfinite(millis) and 0 <= millis <= MAX_MILLIS else None
-    if isinstance(value, str) and value.strip():
-        try:
-            return to_millis(float(value))
-        except ValueError:
-            return _iso_millis(value)
-    return None
-
-
-def _iso_millis(value: str) -> int | None:
-    try:
-        return to_millis(datetime.fromisoformat(value).timestamp())
-    except (ValueError, OverflowError, OSError):
-        return None
 
 
 def _id_of(party: Any) -> str | None:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from workers.errors import AdminError
 from workers.hydration.reader import NEWEST, ConversationReader
-from workers.ingest.parse import to_millis
 from workers.sync.run import PLATFORMS
 from workers.sync.step import LISTING_LIMIT, OLDER_LIMIT
+from workers.times import to_millis
 
 if TYPE_CHECKING:
     from workers.runtime.context import Runtime

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.ingest.parse import event_id, to_millis
+from workers.ingest.parse import event_id
 from workers.records import Event, Kind, Platform, Source
 from workers.runtime.settings import Account
+from workers.times import to_millis
 
 BEYOND_NEWEST = "not among the 20 newest messages of its conversation"
 
