@@ -168,17 +168,21 @@ def test_a_delivery_popped_by_a_stopped_worker_goes_to_another_within_the_visibi
     frozen = [first, *first.children(recursive=True)]
     try:
         wait_for(lambda: "ready" in log_path.read_text(), timeout=60, message="the second worker")
-        for process in frozen:
-            process.suspend()
-        stuck = None
-        for n in range(20):  # the frozen worker's pending BRPOP takes one of these
-            accepted = _post_stream(relay, [n])
+        stuck, posted_at = None, 0.0
+        for round_ in range(8):  # a BRPOP lasts 1 s: a burst right after the freeze meets it
+            for process in frozen:
+                process.suspend()
+            posted_at = time.monotonic()
+            accepted = _post_stream(relay, range(round_ * 10, round_ * 10 + 10))
             try:
-                wait_for(_arrived(relay, accepted), timeout=3)
+                wait_for(_arrived(relay, accepted), timeout=4)
             except AssertionError:
-                stuck, posted_at = accepted, time.monotonic()
+                stuck = accepted - {r["id"] for r in relay.events()}
                 break
-        assert stuck, "the frozen worker took none of 20 deliveries"
+            for process in frozen:
+                process.resume()
+            wait_for(lambda: all(p.status() != psutil.STATUS_STOPPED for p in frozen), timeout=5)
+        assert stuck, "the frozen worker took none of the deliveries of 8 bursts"
         # visibility_timeout is 10 s; without the relay's looks the wait was 2.5 times that or more.
         wait_for(_arrived(relay, stuck), timeout=20, message="the delivery the frozen worker held")
         assert time.monotonic() - posted_at < 22
