@@ -27,9 +27,9 @@ from workers.ingest.parse import parse_envelope
 from workers.records import DeadLetter, DeliveryQueue, Event
 from workers.runtime.celery_setup import QUEUE, create_celery
 from workers.runtime.config import settings_from_dict
-from workers.runtime.context import Runtime
-from workers.runtime.settings import HandlerConfig
 from workers.scheduler import Scheduler
+from workers.settings import HandlerConfig
+from workers.stage import Runtime
 from workers.state import Store
 
 REDIS = "redis://127.0.0.1:6379/0"

@@ -10,7 +10,7 @@ from tests.fake_graph import FakeGraphServer, GraphWorld
 from tests.harness import SECRET, VERIFY_TOKEN, write_config
 from workers.connect.checks import NEEDED_FIELDS
 from workers.errors import GraphPermanent, GraphTokenInvalid
-from workers.hydration.graph import GraphClient
+from workers.graph import GraphClient
 
 PAGE, TOKEN = "100200300400500", "page-token-100-secret"
 OTHER, OTHER_TOKEN = "600700800900100", "page-token-600-secret"

@@ -98,7 +98,7 @@ def test_a_reload_closes_the_handlers_it_replaces(tmp_path, monkeypatch):
 
     from workers.delivery.plugins import LoadedHandler
     from workers.runtime.context import RuntimeCache
-    from workers.runtime.settings import HandlerConfig
+    from workers.settings import HandlerConfig
 
     config = tmp_path / "c.toml"
     config.write_text('[meta]\napp_secrets = ["s"]\nverify_token = "t"\n'

@@ -17,9 +17,9 @@ from workers.delivery.plugins import LoadedHandler
 from workers.errors import HandlerRejected
 from workers.records import DeliveryQueue, Event
 from workers.runtime.config import settings_from_dict
-from workers.runtime.context import Runtime
-from workers.runtime.settings import HandlerConfig
 from workers.scheduler import DELIVER_TASK, Scheduler
+from workers.settings import HandlerConfig
+from workers.stage import Runtime
 
 REDIS = "redis://127.0.0.1:6379/0"
 PAGE = "P1"

@@ -7,7 +7,7 @@ import pytest
 from tests.fake_graph import FakeGraphServer, GraphWorld
 from tests.harness import FIXTURES
 from workers.errors import GraphPermanent, GraphRetryable, GraphThrottled, GraphTokenInvalid
-from workers.hydration.graph import GraphClient, appsecret_proof, classify, usage_backoff
+from workers.graph import GraphClient, appsecret_proof, classify, usage_backoff
 
 EXPECTED = {
     "fbmsgr_error_613_rate_limit.json": GraphThrottled,

@@ -18,8 +18,8 @@ from workers.delivery.plugins import LoadedHandler
 from workers.errors import HandlerRetryable
 from workers.records import DeliveryQueue
 from workers.runtime.config import settings_from_dict
-from workers.runtime.context import Runtime
 from workers.scheduler import DELIVER_TASK, TASK_ID, Scheduler
+from workers.stage import Runtime
 
 LEASE = 45.0
 

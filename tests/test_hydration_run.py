@@ -10,15 +10,15 @@ import redis
 
 from tests.harness import wait_for
 from workers.delivery.plugins import load_handlers
+from workers.graph import GraphClient
 from workers.hydration import run as hydration
-from workers.hydration.graph import GraphClient
 from workers.hydration.pending import Pending
 from workers.ingest.parse import parse_envelope
 from workers.ingest.route import route
 from workers.records import DeliveryQueue, HydrationQueue
 from workers.runtime.config import settings_from_dict
-from workers.runtime.context import Runtime
 from workers.scheduler import Scheduler
+from workers.stage import Runtime
 from workers.state import Store
 
 REDIS = "redis://127.0.0.1:6379/0"

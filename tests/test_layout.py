@@ -62,6 +62,45 @@ def test_no_module_imports_itself_through_others():
     assert cyclic == []
 
 
+# The floors of workers/ (../shared/DESIGN.md, section 2), lowest first; imports only go down.
+# Within floors 1, 2 and 4 modules may import each other (the cycle test still holds); the stages
+# of floor 3 import only stages downstream of them: sync -> ingest -> hydration -> delivery.
+FLOORS = {
+    1: ("workers.settings", "workers.records", "workers.errors", "workers.durations", "workers.times",
+        "workers.environment", "workers.crypto", "workers.metrics", "workers.handler", "workers.plugin",
+        "workers.priority"),
+    2: ("workers.state", "workers.graph", "workers.scheduler", "workers.stage"),
+    3.0: ("workers.delivery", "workers.inbox", "workers.connect"),
+    3.1: ("workers.hydration",),
+    3.2: ("workers.ingest",),
+    3.3: ("workers.sync",),
+    4: ("workers.runtime", "workers.tasks", "workers.celery_app"),
+    5: ("workers.cli", "webhook_app"),
+}
+SHARED_FLOORS = {1, 2, 4, 5}
+
+
+def _floor(module: str) -> float:
+    for floor, packages in FLOORS.items():
+        if any(module == package or module.startswith(package + ".") for package in packages):
+            return floor
+    raise AssertionError(f"{module} is on no floor: add its package to FLOORS")
+
+
+def _package(module: str) -> str:
+    return next(package for packages in FLOORS.values() for package in packages
+                if module == package or module.startswith(package + "."))
+
+
+def test_every_module_has_a_floor_and_imports_only_go_down():
+    upward = sorted(f"{name} -> {imported}" for name, imports in GRAPH.items() if name != "workers"
+                    for imported in imports - {"workers"}
+                    if _package(name) != _package(imported)
+                    and (_floor(imported) > _floor(name)
+                         or (_floor(imported) == _floor(name) and _floor(name) not in SHARED_FLOORS)))
+    assert upward == []
+
+
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_modules_stay_small(name):
     lines = len(MODULES[name].read_text().splitlines())

@@ -11,12 +11,12 @@ import time
 import pytest
 
 from tests.fake_graph import GraphWorld
-from workers.hydration.graph import GraphClient
+from workers.graph import GraphClient
 from workers.hydration.pending import Pending
 from workers.hydration.planner import BEYOND_NEWEST, hydrate_account
 from workers.hydration.reader import ConversationReader
 from workers.records import Event
-from workers.runtime.settings import Account
+from workers.settings import Account
 
 REDIS = "redis://127.0.0.1:6379/0"
 PAGE, TOKEN = "P1", "token-p1"

@@ -16,9 +16,9 @@ from workers.ingest.parse import parse_envelope
 from workers.ingest.route import route
 from workers.records import DeliveryQueue, Event, HydrationQueue
 from workers.runtime.config import settings_from_dict
-from workers.runtime.context import Runtime
-from workers.runtime.settings import HandlerConfig
 from workers.scheduler import DELIVER_TASK, HYDRATE_TASK, Scheduler, drained_by
+from workers.settings import HandlerConfig
+from workers.stage import Runtime
 from workers.state import Store
 
 REDIS = "redis://127.0.0.1:6379/0"

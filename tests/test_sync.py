@@ -11,14 +11,14 @@ import redis
 
 from tests.fake_graph import GraphWorld
 from workers.delivery.plugins import load_handlers
-from workers.hydration.graph import GraphClient
+from workers.graph import GraphClient
 from workers.hydration.pending import Pending
 from workers.ingest.parse import parse_envelope
 from workers.ingest.route import route
 from workers.records import HydrationQueue
 from workers.runtime.config import settings_from_dict
-from workers.runtime.context import Runtime
 from workers.scheduler import Scheduler
+from workers.stage import Runtime
 from workers.state import Store
 from workers.sync.run import advance, run_to_end, start_or_resume
 from workers.sync.step import LIVE_FIRST_WAIT

@@ -10,10 +10,10 @@ from webhook_app.commit import GroupCommit, event_loop_gathering
 from webhook_app.state import WebState
 from workers.crypto import Codec
 from workers.inbox.database import INBOX_FILE, Inbox
-from workers.inbox.relay import build_relay
 from workers.inbox.wakeup import WAKE_FD_ENV, PipeWakeup
 from workers.runtime.config import load_settings
-from workers.runtime.settings import Settings
+from workers.runtime.web_relay import build_relay
+from workers.settings import Settings
 from workers.state import Store
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import encodings.idna  # noqa: F401  (host names: imported here, never lazily in a thread)
 import os
 
-from workers.inbox.relay import build_relay
 from workers.inbox.wakeup import WAKE_FD_ENV, PipeWakeup
 from workers.runtime.config import load_settings
+from workers.runtime.web_relay import build_relay
 
 
 def when_ready(server) -> None:

@@ -10,7 +10,7 @@ from flask import current_app
 
 from workers.crypto import Codec
 from workers.inbox.database import Inbox
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 from workers.state import Store
 
 

@@ -9,11 +9,11 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from workers import environment
+from workers.priority import lower_process_priority_from_env
 from workers.runtime import logs
 from workers.runtime.celery_setup import create_celery
 from workers.runtime.config import load_settings
 from workers.runtime.data_dir import private_files
-from workers.runtime.priority import lower_process_priority_from_env
 from workers.runtime.private_redis import PrivateRedisUnhealthy, ensure_embedded_redis
 
 SUPERVISED_ENV = environment.SUPERVISED

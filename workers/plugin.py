@@ -8,9 +8,9 @@ event again later, with backoff; raising `HandlerRejected` dead-letters it at on
 `close()` is called when a worker reloads a changed configuration and replaces the handler.
 """
 
-from workers.delivery.plugins import Handler
 from workers.errors import HandlerRejected
 from workers.errors import HandlerRetryable as Retry
+from workers.handler import Handler
 from workers.records import Event
 
 __all__ = ["Event", "Handler", "HandlerRejected", "Retry"]

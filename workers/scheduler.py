@@ -12,6 +12,7 @@ from workers.records import DeliveryQueue, HydrationQueue, Queue, parse_queue
 from workers.state.flags import Flags
 from workers.state.queues import WorkQueues
 
+QUEUE = "inbox-relay"  # the Celery queue every task travels on
 INGEST_TASK = "inbox_relay.ingest"
 HYDRATE_TASK = "inbox_relay.hydrate"
 DELIVER_TASK = "inbox_relay.deliver"

@@ -10,7 +10,7 @@ import click
 from workers.cli.common import config_option, settings_or_exit
 from workers.connect.checks import Finding, check_account, check_settings, graph_client, redact
 from workers.errors import RelayError
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 
 
 @click.command("check")

@@ -14,7 +14,7 @@ from workers.crypto import Codec
 from workers.durations import parse_duration
 from workers.errors import RelayError
 from workers.runtime.config import load_settings
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 from workers.state import Store
 
 

@@ -20,7 +20,7 @@ from workers.cli.common import (
 )
 from workers.delivery import dead_letters as admin
 from workers.errors import AdminError, RelayError
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 
 EVENT_COLUMNS = ("id", "kind", "platform", "account_id", "sender_id", "recipient_id", "timestamp",
                  "mid", "conversation_id", "hydration", "hydration_error")

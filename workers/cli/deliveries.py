@@ -21,7 +21,7 @@ from workers.crypto import Codec
 from workers.errors import AdminError
 from workers.inbox import deliveries as admin
 from workers.inbox.database import INBOX_FILE, Inbox
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 
 
 @click.group("deliveries", short_help="List or replay the deliveries this web node received.")

@@ -31,8 +31,8 @@ from workers.runtime.private_redis import (
     ensure_embedded_redis,
     stop_embedded_redis,
 )
-from workers.runtime.settings import Settings
 from workers.runtime.startup import start_checks
+from workers.settings import Settings
 
 LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 

@@ -13,7 +13,7 @@ from workers.cli.common import Duration, config_option, settings_or_exit
 from workers.connect.arrival import JsonlWatch, jsonl_file, wait_for_records
 from workers.connect.samples import KINDS, PLATFORMS, build_delivery, signed_headers, wire_bytes
 from workers.ingest.parse import parse_envelope
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 
 DEFAULT_URL = "http://127.0.0.1:8000/webhook"
 # Used when no [[accounts]] is configured: inbox-relay delivers such events without hydration.

@@ -18,7 +18,7 @@ from workers.cli.common import (
 )
 from workers.records import HydrationQueue, parse_queue
 from workers.runtime.components import board_path, read_board
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 from workers.state import Store
 
 MEMORY_WARNING = 0.8  # of maxmemory: past it, Redis refuses writes soon

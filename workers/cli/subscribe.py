@@ -9,7 +9,7 @@ import click
 from workers.cli.common import config_option, settings_or_exit
 from workers.connect.checks import NEEDED_FIELDS, describe, graph_client, subscribe, subscribed_fields
 from workers.errors import GraphError
-from workers.runtime.settings import Account, Settings
+from workers.settings import Account, Settings
 
 FIELD = re.compile(r"^[a-z_]+$")
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 
 JSONL_DEFAULT_PATH = "./var/events.jsonl"  # the jsonl handler's own default
 

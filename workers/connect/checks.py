@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 from workers.connect.template import APP_SECRET_PLACEHOLDER, TOKEN_PLACEHOLDER
 from workers.errors import GraphError, GraphRetryable, GraphTokenInvalid
-from workers.hydration.graph import GraphClient
-from workers.runtime.settings import Account, Settings
+from workers.graph import GraphClient
+from workers.settings import Account, Settings
 
 # The Page webhook fields inbox-relay turns into events (Messenger Platform "webhook events").
 NEEDED_FIELDS = ("messages", "messaging_postbacks", "message_echoes", "message_reactions",

@@ -9,8 +9,8 @@ import threading
 from workers.connect.checks import describe, graph_client, read_page
 from workers.connect.template import TOKEN_PLACEHOLDER
 from workers.errors import GraphError, GraphRetryable, GraphTokenInvalid
-from workers.hydration.graph import GraphClient
-from workers.runtime.settings import Account, Settings
+from workers.graph import GraphClient
+from workers.settings import Account, Settings
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 3.0  # seconds per Graph call

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from workers.crypto import new_key
-from workers.runtime.settings import MetaSettings
+from workers.settings import MetaSettings
 
 # Placeholders `inbox-relay check` recognises: the file loads, but they are no real secrets.
 APP_SECRET_PLACEHOLDER = "REPLACE-with-the-app-secret"

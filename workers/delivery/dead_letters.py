@@ -12,7 +12,7 @@ from workers.records import DeadLetter, DeliveryQueue, Event
 from workers.state.dead_letters import DeadLetterStore
 
 if TYPE_CHECKING:
-    from workers.runtime.context import Runtime
+    from workers.stage import Runtime
 
 HIDDEN_EVENT_FIELDS = ("message", "raw")  # the fields that may hold message text
 

@@ -11,7 +11,7 @@ from workers.delivery.drain import drain
 from workers.records import DeliveryQueue, Event
 
 if TYPE_CHECKING:
-    from workers.runtime.context import Runtime
+    from workers.stage import Runtime
 
 
 def dispatch(rt: Runtime, events: list[Event]) -> None:

@@ -1,44 +1,15 @@
-"""Handler plugins: the protocol they fit and how `[[handlers]]` tables are turned into them."""
+"""Handler plugins: how `[[handlers]]` tables are turned into them, through entry points."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from workers.errors import PluginError
-from workers.records import Event
-from workers.runtime.settings import HandlerConfig, Settings
+from workers.handler import Handler, LoadedHandler
+from workers.settings import HandlerConfig, Settings
 
 GROUP = "inbox_relay.handlers"
-
-
-@runtime_checkable
-class Handler(Protocol):
-    """What a plugin's factory returns: a name and a `handle` that raises to ask for a retry."""
-
-    name: str
-
-    def handle(self, event: Event) -> None:
-        """Take one event; raise to be tried again later (HandlerRejected: never again)."""
-
-
-@dataclass(frozen=True)
-class LoadedHandler:
-    """A handler instance with the delivery policy of its `[[handlers]]` table."""
-
-    handler: Any
-    config: HandlerConfig
-
-    @property
-    def name(self) -> str:
-        """The handler's name as configured (unique)."""
-        return self.config.name
-
-    def accepts(self, kind: str) -> bool:
-        """Whether this handler takes events of `kind` (all kinds unless it declares `kinds`)."""
-        kinds = self.config.kinds or getattr(self.handler, "kinds", None)
-        return not kinds or kind in kinds
 
 
 def load_handlers(settings: Settings) -> dict[str, LoadedHandler]:

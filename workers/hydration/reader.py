@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from workers.hydration.graph import GraphClient
-from workers.runtime.settings import Account
+from workers.graph import GraphClient
+from workers.settings import Account
 from workers.state.budgets import CallBudgets
 
 MESSAGE_FIELDS = "id,created_time,from,to,message,attachments,sticker,shares,tags"

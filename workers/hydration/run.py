@@ -15,11 +15,11 @@ from workers.hydration.planner import Outcome, hydrate_account
 from workers.hydration.reader import ConversationReader
 from workers.metrics import HYDRATION
 from workers.records import Event, HydrationQueue
-from workers.runtime.settings import Account
 from workers.scheduler import backoff
+from workers.settings import Account
 
 if TYPE_CHECKING:
-    from workers.runtime.context import Runtime
+    from workers.stage import Runtime
 
 log = logging.getLogger(__name__)
 BATCH = 200

@@ -8,8 +8,7 @@ from typing import Any
 from celery import Celery
 
 from workers.inbox.database import Delivery
-from workers.runtime.celery_setup import QUEUE
-from workers.scheduler import INGEST_TASK
+from workers.scheduler import INGEST_TASK, QUEUE
 
 Publish = Callable[[list[tuple[Delivery, str]]], None]
 

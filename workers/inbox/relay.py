@@ -10,14 +10,10 @@ import uuid
 from collections.abc import Callable
 from typing import Protocol
 
-from workers.inbox.broker import Publish, broker_backlog, celery_publisher
-from workers.inbox.database import INBOX_FILE, Delivery, Inbox
+from workers.inbox.broker import Publish
+from workers.inbox.database import Delivery, Inbox
 from workers.inbox.watch import StoreWatch
-from workers.runtime.celery_setup import create_celery
-from workers.runtime.priority import lower_thread_priority
-from workers.runtime.settings import Settings
-from workers.scheduler import Scheduler, drained_by
-from workers.state import Store
+from workers.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)
 IDLE_POLL = 0.5          # seconds between looks at the inbox when nobody wakes us
@@ -27,31 +23,6 @@ PRUNE_EVERY = 3600.0
 WATCH_EVERY = 2.0        # seconds between looks at whether Redis lost its data
 ORPHANS_EVERY = 5.0      # seconds between looks for queues whose drain task was lost
 RELAY_NICE = 15
-
-
-def build_relay(settings: Settings, *, wakeup: Wakeup | None = None) -> Relay:
-    """A relay for the inbox in settings.data_dir, publishing to the configured broker."""
-    # NORMAL: a lost "published" mark only publishes a delivery again, which dedup absorbs.
-    inbox = Inbox(settings.data_dir / INBOX_FILE, synchronous="NORMAL")
-    store = Store(settings.redis_store_url)
-    watch = StoreWatch(store, inbox)
-    celery_app = create_celery(settings)
-    def connect() -> None:
-        store.health.ping()
-        celery_app.connection_for_write().ensure_connection(max_retries=1)
-
-    scheduler = Scheduler(store.flags, store.queues, celery_app.send_task,
-                          visibility_timeout=settings.queue.visibility_timeout, coalesce_seconds=0.0)
-    handlers = {handler.name for handler in settings.handlers}
-
-    def restart_orphans() -> int:
-        return scheduler.restart_orphans(drained_by(handlers))
-
-    return Relay(inbox, celery_publisher(celery_app, watch.inbox_id), wakeup=wakeup, watch=watch,
-                 replay_window=settings.queue.replay_window, retention=settings.queue.retention,
-                 connect=connect, confirm_within=2.5 * settings.queue.visibility_timeout,
-                 stuck_after=settings.queue.visibility_timeout, backlog=broker_backlog(celery_app),
-                 restart_orphans=restart_orphans)
 
 
 class Wakeup(Protocol):

@@ -12,7 +12,7 @@ from workers.metrics import EVENTS
 from workers.records import Event, HydrationQueue
 
 if TYPE_CHECKING:
-    from workers.runtime.context import Runtime
+    from workers.stage import Runtime
 
 
 def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from celery import Celery
 
 from workers.runtime import redis_transport
-from workers.runtime.settings import Settings
-
-QUEUE = "inbox-relay"
+from workers.scheduler import QUEUE
+from workers.settings import Settings
 
 
 def create_celery(settings: Settings) -> Celery:

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 
 BOARD_FILE = "components.json"
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from workers import environment
 from workers.errors import ConfigError
-from workers.runtime.settings import HandlerConfig, Settings
+from workers.settings import HandlerConfig, Settings
 
 
 def load_settings(path: str | os.PathLike | None = None, *,

@@ -4,48 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 
 from workers.crypto import Codec
-from workers.delivery.plugins import LoadedHandler, load_handlers
-from workers.hydration.graph import GraphClient
+from workers.delivery.plugins import load_handlers
+from workers.graph import GraphClient
 from workers.runtime.config import load_settings
-from workers.runtime.settings import Settings
 from workers.scheduler import Scheduler, SendTask
+from workers.settings import Settings
+from workers.stage import DELIVER_INLINE_FOR, Runtime
 from workers.state import Store
 
 log = logging.getLogger(__name__)
-# A task message costs more than delivering a `read` event to a file: the task that queued the
-# events delivers them itself, for up to this long.
-DELIVER_INLINE_FOR = 2.0
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """The collaborators every stage is handed."""
-
-    settings: Settings
-    store: Store
-    graph: GraphClient
-    handlers: dict[str, LoadedHandler]
-    scheduler: Scheduler
-    codec: Codec = field(default_factory=Codec)
-    # Seconds a task may spend delivering the events it has just queued, itself, before it leaves
-    # the rest to deliver tasks; 0: a deliver task for every queue (what unit tests observe).
-    deliver_inline_for: float = 0.0
-
-    def close(self) -> None:
-        """Release what this Runtime holds: handlers that have a `close()`, the Graph session.
-        A handler whose close fails is logged (by type) and the others are closed all the same."""
-        for loaded in self.handlers.values():
-            close = getattr(loaded.handler, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception as exc:  # a plugin's bug must not stop the reload
-                    log.warning("handler=%s close failed: %s", loaded.name, type(exc).__name__)
-        if self.graph is not None:
-            self.graph.close()
 
 
 def build_runtime(settings: Settings, send_task: SendTask) -> Runtime:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from workers import environment
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 
 PRIVATE_UMASK = 0o077  # files inbox-relay creates: readable by their owner only
 

@@ -21,7 +21,7 @@ from typing import IO
 import redis
 
 from workers.errors import ConfigError, RelayError
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 15.0

@@ -20,7 +20,7 @@ from workers.inbox.database import INBOX_FILE, Inbox
 from workers.inbox.integrity import check_remembered
 from workers.inbox.watch import node_name
 from workers.runtime.data_dir import private_dir
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 from workers.state import Store
 from workers.state.memory import StoreMemory
 

@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 from workers import environment
 from workers.errors import ConfigError
+from workers.priority import NICE_ENV
 from workers.runtime import logs
 from workers.runtime.components import Component, board_path, clear_board, write_board
-from workers.runtime.priority import NICE_ENV
 from workers.runtime.private_redis import PrivateRedis, stop_embedded_redis
-from workers.runtime.settings import Settings
+from workers.settings import Settings
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0

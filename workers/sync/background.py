@@ -12,7 +12,7 @@ from workers.sync.run import advance, start_or_resume
 from workers.sync.step import SWEEP_GRACE
 
 if TYPE_CHECKING:
-    from workers.runtime.context import Runtime
+    from workers.stage import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from workers.sync.step import LISTING_LIMIT, OLDER_LIMIT
 from workers.times import to_millis
 
 if TYPE_CHECKING:
-    from workers.runtime.context import Runtime
+    from workers.stage import Runtime
 
 COUNT_PAGE = 100  # the cheap listing: ids, times and counts only, 100 conversations a call
 

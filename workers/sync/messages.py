@@ -6,7 +6,7 @@ from typing import Any
 
 from workers.ingest.parse import event_id
 from workers.records import Event, Kind, Platform, Source
-from workers.runtime.settings import Account
+from workers.settings import Account
 from workers.times import to_millis
 
 BEYOND_NEWEST = "not among the 20 newest messages of its conversation"

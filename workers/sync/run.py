@@ -12,7 +12,7 @@ from workers.sync.job import Mode, SyncJob
 from workers.sync.step import step
 
 if TYPE_CHECKING:
-    from workers.runtime.context import Runtime
+    from workers.stage import Runtime
 
 PLATFORMS: dict[str, list[Platform]] = {"messenger": ["messenger"], "instagram": ["instagram"],
                                         "all": ["messenger", "instagram"]}

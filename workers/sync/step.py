@@ -15,14 +15,14 @@ from workers.delivery.dispatch import dispatch
 from workers.errors import GraphPermanent, GraphRetryable, GraphThrottled
 from workers.hydration.reader import NESTED, ConversationReader
 from workers.records import Event, HydrationQueue
-from workers.runtime.settings import Account
 from workers.scheduler import backoff
+from workers.settings import Account
 from workers.sync.job import SyncJob
 from workers.sync.messages import customer_of, message_event
 from workers.times import to_millis
 
 if TYPE_CHECKING:
-    from workers.runtime.context import Runtime
+    from workers.stage import Runtime
 
 log = logging.getLogger(__name__)
 LISTING_LIMIT = 25

@@ -1,0 +1,47 @@
+"""What every stage is handed: the Runtime, one per worker process, built by the composition root
+(`workers/runtime/context.py`). Stages type against it and never build one."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from workers.crypto import Codec
+from workers.graph import GraphClient
+from workers.handler import LoadedHandler
+from workers.scheduler import Scheduler
+from workers.settings import Settings
+from workers.state import Store
+
+log = logging.getLogger(__name__)
+# A task message costs more than delivering a `read` event to a file: the task that queued the
+# events delivers them itself, for up to this long.
+DELIVER_INLINE_FOR = 2.0
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The collaborators every stage is handed."""
+
+    settings: Settings
+    store: Store
+    graph: GraphClient
+    handlers: dict[str, LoadedHandler]
+    scheduler: Scheduler
+    codec: Codec = field(default_factory=Codec)
+    # Seconds a task may spend delivering the events it has just queued, itself, before it leaves
+    # the rest to deliver tasks; 0: a deliver task for every queue (what unit tests observe).
+    deliver_inline_for: float = 0.0
+
+    def close(self) -> None:
+        """Release what this Runtime holds: handlers that have a `close()`, the Graph session.
+        A handler whose close fails is logged (by type) and the others are closed all the same."""
+        for loaded in self.handlers.values():
+            close = getattr(loaded.handler, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:  # a plugin's bug must not stop the reload
+                    log.warning("handler=%s close failed: %s", loaded.name, type(exc).__name__)
+        if self.graph is not None:
+            self.graph.close()
