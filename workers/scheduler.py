@@ -1,4 +1,21 @@
-"""Starting drain tasks: at most one per queue, retried with capped backoff."""
+"""How work moves between tasks, in one place: queues, flags and drain tasks.
+
+- Work waits in **queues** in Redis (sorted sets, `state/queues.py`): one per account for
+  hydration (`h|<account>`), one per handler and conversation for delivery (`d|<handler>|<thread>`).
+  A task message never carries the work itself, only a queue's name.
+- A queue is drained by at most one task at a time: the task holds the queue's **flag** (a key with
+  a time to live of one visibility timeout). `schedule` takes the flag and sends the drain task;
+  `send` hands a held flag to a new task; `hold` keeps it through a retry's countdown; `finish` gives
+  it back and starts another task if items arrived meanwhile.
+- A task that queued events may **deliver them itself** for up to 2 s (`delivery/dispatch.py
+  deliver_here`), holding the flags it claimed with `claim_many`; what it does not finish goes to
+  deliver tasks.
+- A task lost with its worker leaves a flag that lapses: `restart_orphans` (the relay every 5 s,
+  the workers' sweep every minute) starts a task for each queue with items and no flag.
+- Rules for a new stage: queue its work under a queue name of its own (`records.py`), start tasks
+  only through this Scheduler, retry with a countdown (never sleep in a task), and keep every
+  countdown below the visibility timeout (`hold`), so that no second task starts on the queue.
+"""
 
 from __future__ import annotations
 
