@@ -25,6 +25,19 @@ ORPHANS_EVERY = 5.0      # seconds between looks for queues whose drain task was
 RELAY_NICE = 15
 
 
+class Every:
+    """A chore's timer: `due()` is true once every `seconds`, first at the first look."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self._last = seconds, float("-inf")
+
+    def due(self, now: float) -> bool:
+        if now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True
+
+
 class Wakeup(Protocol):
     """A threading.Event, or a PipeWakeup when the web workers are other processes."""
 
@@ -50,16 +63,16 @@ class Relay:
         self.stuck_after, self.backlog = stuck_after, backlog
         # The same holds for drain tasks; the workers' sweep restarts their queues once a minute,
         # the relay (which no frozen worker holds up) every ORPHANS_EVERY.
-        self.restart_orphans, self._last_orphans = restart_orphans, 0.0
+        self.restart_orphans, self._orphans_timer = restart_orphans, Every(ORPHANS_EVERY)
         self.watch, self.replay_window = watch, replay_window
-        self._last_watch = 0.0
+        self._watch_timer = Every(WATCH_EVERY)
         self.retention = retention
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._wake: Wakeup = wakeup or threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
-        self._last_prune = 0.0
+        self._prune_timer = Every(PRUNE_EVERY)
 
     def prepare(self) -> None:
         """Reach the store and the broker once from the calling thread, before the relay thread.
@@ -143,9 +156,8 @@ class Relay:
 
     def _watch_now_and_then(self) -> None:
         now = time.time()
-        if self.watch is None or now - self._last_watch < WATCH_EVERY:
+        if self.watch is None or not self._watch_timer.due(now):
             return
-        self._last_watch = now
         try:
             self.watch.remember()
             lost = self.watch.data_lost()
@@ -166,10 +178,8 @@ class Relay:
             log.warning("relay: Redis lost its data; publishing the last %d deliveries again", count)
 
     def _restart_orphans_now_and_then(self) -> None:
-        now = time.time()
-        if self.restart_orphans is None or now - self._last_orphans < ORPHANS_EVERY:
+        if self.restart_orphans is None or not self._orphans_timer.due(time.time()):
             return
-        self._last_orphans = now
         try:
             restarted = self.restart_orphans()
         except Exception as exc:  # the store is down: nothing to restart on it now
@@ -192,6 +202,5 @@ class Relay:
 
     def _prune_now_and_then(self) -> None:
         now = time.time()
-        if now - self._last_prune > PRUNE_EVERY:
-            self._last_prune = now
+        if self._prune_timer.due(now):
             self.inbox.prune(older_than=now - self.retention)
