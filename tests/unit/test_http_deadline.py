@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.test_handlers_builtin import make_event
+from tests.unit.test_handlers_builtin import make_event
 from workers.delivery.handlers.http import HttpHandler
 from workers.errors import HandlerRetryable
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from tests.harness import wait_for
-from tests.test_delivery_order import Recorder, SentTasks, event
+from tests.unit.test_delivery_order import Recorder, SentTasks, event
 from workers.cli.status import status_report
 from workers.delivery.dispatch import dispatch
 from workers.delivery.drain import run_queue
