@@ -12,9 +12,9 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fake_graph import FakeGraphServer, GraphWorld
+from tests.harness import REDIS
 from workers.state import Store
 
-REDIS = "redis://127.0.0.1:6379/0"
 PAGE, TOKEN = "P1", "token-p1"
 
 

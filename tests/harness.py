@@ -25,6 +25,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 TEST_REDIS = "redis://127.0.0.1:6379"
+REDIS = f"{TEST_REDIS}/0"  # the database in-process tests share, each under a key prefix of its own
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float = 20.0, interval: float = 0.05,

@@ -15,7 +15,6 @@ from workers.inbox.relay import Relay
 from workers.inbox.watch import StoreWatch
 from workers.ingest.parse import parse_envelope
 
-REDIS = "redis://127.0.0.1:6379/0"
 PAGE = "515151"
 
 

@@ -12,6 +12,7 @@ import redis
 from celery import _state as celery_state
 from click.testing import CliRunner
 
+from tests.harness import REDIS
 from workers.cli import dead_letters as cli_admin
 from workers.cli import deliveries as cli_deliveries
 from workers.cli import status as cli_status
@@ -32,7 +33,6 @@ from workers.settings import HandlerConfig
 from workers.stage import Runtime
 from workers.state import Store
 
-REDIS = "redis://127.0.0.1:6379/0"
 TEXT_MARKER = "PRIVATE-TEXT-7c31"
 
 

@@ -21,7 +21,6 @@ from workers.scheduler import DELIVER_TASK, Scheduler
 from workers.settings import HandlerConfig
 from workers.stage import Runtime
 
-REDIS = "redis://127.0.0.1:6379/0"
 PAGE = "P1"
 
 

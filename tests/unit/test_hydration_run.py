@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis
 
-from tests.harness import wait_for
+from tests.harness import REDIS, wait_for
 from workers.delivery.plugins import load_handlers
 from workers.graph import GraphClient
 from workers.hydration import run as hydration
@@ -21,7 +21,6 @@ from workers.scheduler import Scheduler
 from workers.stage import Runtime
 from workers.state import Store
 
-REDIS = "redis://127.0.0.1:6379/0"
 PAGE, TOKEN, USER = "P1", "token-p1", "U1"
 DAY_MS = 86_400_000
 

@@ -18,7 +18,6 @@ from workers.hydration.reader import ConversationReader
 from workers.records import Event
 from workers.settings import Account
 
-REDIS = "redis://127.0.0.1:6379/0"
 PAGE, TOKEN = "P1", "token-p1"
 
 

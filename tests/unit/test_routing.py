@@ -21,7 +21,6 @@ from workers.settings import HandlerConfig
 from workers.stage import Runtime
 from workers.state import Store
 
-REDIS = "redis://127.0.0.1:6379/0"
 PAGE, UNCONFIGURED = "P1", "P9"
 COALESCE = 0.25
 

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from tests.fake_graph import GraphWorld
+from tests.harness import REDIS
 from workers.delivery.plugins import load_handlers
 from workers.graph import GraphClient
 from workers.hydration.pending import Pending
@@ -23,7 +24,6 @@ from workers.state import Store
 from workers.sync.run import advance, run_to_end, start_or_resume
 from workers.sync.step import LIVE_FIRST_WAIT
 
-REDIS = "redis://127.0.0.1:6379/0"
 PAGE, TOKEN, IG = "P1", "token-p1", "IG1"
 HOUR = 3600.0
 
