@@ -207,3 +207,17 @@ def message_body(account: str, user: str, mid: str, *, platform_object: str = "p
         {"sender": {"id": user}, "recipient": {"id": account}, "timestamp": stamp,
          "message": {"mid": mid, "text": text}}]}]}
     return json.dumps(envelope).replace("/", "\\/").encode()
+
+
+def in_process_runtime(store, settings, send_task, *, graph=None, handlers=None):
+    """A Runtime for in-process tests: `send_task` stands in for Celery (recording, or a real
+    app's); handlers are the configured ones unless given; no inline delivery, so that tests see
+    each drain task the scheduler starts."""
+    from workers.delivery.plugins import load_handlers
+    from workers.scheduler import Scheduler
+    from workers.stage import Runtime
+
+    scheduler = Scheduler(store.flags, store.queues, send_task, visibility_timeout=60,
+                          coalesce_seconds=settings.hydration.coalesce_seconds)
+    return Runtime(settings, store, graph, load_handlers(settings) if handlers is None else handlers,
+                   scheduler)

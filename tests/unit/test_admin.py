@@ -12,7 +12,7 @@ import redis
 from celery import _state as celery_state
 from click.testing import CliRunner
 
-from tests.harness import REDIS
+from tests.harness import REDIS, in_process_runtime
 from workers.cli import dead_letters as cli_admin
 from workers.cli import deliveries as cli_deliveries
 from workers.cli import status as cli_status
@@ -20,7 +20,7 @@ from workers.cli.common import Duration
 from workers.crypto import Codec
 from workers.delivery import dead_letters as admin
 from workers.delivery.drain import deliver_one, drain
-from workers.delivery.plugins import LoadedHandler, load_handlers
+from workers.delivery.plugins import LoadedHandler
 from workers.errors import AdminError, HandlerRejected
 from workers.inbox import deliveries
 from workers.inbox.database import Inbox
@@ -28,9 +28,7 @@ from workers.ingest.parse import parse_envelope
 from workers.records import DeadLetter, DeliveryQueue, Event
 from workers.runtime.celery_setup import QUEUE, create_celery
 from workers.runtime.config import settings_from_dict
-from workers.scheduler import Scheduler
 from workers.settings import HandlerConfig
-from workers.stage import Runtime
 from workers.state import Store
 
 TEXT_MARKER = "PRIVATE-TEXT-7c31"
@@ -94,9 +92,7 @@ def rt(tmp_path, store, prefix):
                                          "global_keyprefix": f"{prefix}-celery:"}
     previous = celery_state._tls.current_app
     app.set_current()
-    scheduler = Scheduler(store.flags, store.queues, app.send_task, visibility_timeout=60,
-                          coalesce_seconds=0)
-    yield Runtime(settings, store, graph=None, handlers=load_handlers(settings), scheduler=scheduler)
+    yield in_process_runtime(store, settings, app.send_task)
     celery_state._set_current_app(previous)
 
 

@@ -11,13 +11,14 @@ import time
 
 import pytest
 
+from tests.harness import in_process_runtime
 from workers.delivery.dispatch import dispatch
 from workers.delivery.drain import drain
 from workers.delivery.plugins import LoadedHandler
 from workers.errors import HandlerRejected
 from workers.records import DeliveryQueue, Event
 from workers.runtime.config import settings_from_dict
-from workers.scheduler import DELIVER_TASK, Scheduler
+from workers.scheduler import DELIVER_TASK
 from workers.settings import HandlerConfig
 from workers.stage import Runtime
 
@@ -63,11 +64,11 @@ def sent():
 def make_rt(store, sent):
     """A Runtime whose handlers are Recorders with the given delivery policy."""
     def make(*names: str, max_attempts: int = 8, max_age: float = 3600.0) -> Runtime:
-        settings = settings_from_dict({"meta": {"app_secrets": ["s"], "verify_token": "t"}}, env={})
+        settings = settings_from_dict({"meta": {"app_secrets": ["s"], "verify_token": "t"},
+                                       "hydration": {"coalesce_seconds": 0}}, env={})
         handlers = {name: LoadedHandler(Recorder(name), HandlerConfig(
             type="test", name=name, max_attempts=max_attempts, max_age=max_age)) for name in names}
-        scheduler = Scheduler(store.flags, store.queues, sent, visibility_timeout=60, coalesce_seconds=0)
-        return Runtime(settings, store, graph=None, handlers=handlers, scheduler=scheduler)
+        return in_process_runtime(store, settings, sent, handlers=handlers)
     return make
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.harness import wait_for
+from tests.harness import in_process_runtime, wait_for
 from tests.unit.test_delivery_order import Recorder, SentTasks, event
 from workers.cli.status import status_report
 from workers.delivery.dispatch import dispatch
@@ -18,7 +18,7 @@ from workers.delivery.plugins import LoadedHandler
 from workers.errors import HandlerRetryable
 from workers.records import DeliveryQueue
 from workers.runtime.config import settings_from_dict
-from workers.scheduler import DELIVER_TASK, TASK_ID, Scheduler
+from workers.scheduler import DELIVER_TASK, TASK_ID
 from workers.stage import Runtime
 
 LEASE = 45.0
@@ -45,10 +45,9 @@ def make_rt(store, sent):
     def make(*names: str, **policy) -> Runtime:
         configs = [{"type": "test", "name": name, **policy} for name in names]
         settings = settings_from_dict({"meta": {"app_secrets": ["s"], "verify_token": "t"},
-                                       "handlers": configs}, env={})
+                                       "hydration": {"coalesce_seconds": 0}, "handlers": configs}, env={})
         handlers = {c.name: LoadedHandler(Recorder(c.name), c) for c in settings.handlers}
-        scheduler = Scheduler(store.flags, store.queues, sent, visibility_timeout=60, coalesce_seconds=0)
-        return Runtime(settings, store, graph=None, handlers=handlers, scheduler=scheduler)
+        return in_process_runtime(store, settings, sent, handlers=handlers)
     return make
 
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
-import redis
 
-from tests.harness import REDIS, wait_for
-from workers.delivery.plugins import load_handlers
+from tests.harness import in_process_runtime, wait_for
 from workers.graph import GraphClient
 from workers.hydration import run as hydration
 from workers.hydration.pending import Pending
@@ -17,9 +14,6 @@ from workers.ingest.parse import parse_envelope
 from workers.ingest.route import route
 from workers.records import DeliveryQueue, HydrationQueue
 from workers.runtime.config import settings_from_dict
-from workers.scheduler import Scheduler
-from workers.stage import Runtime
-from workers.state import Store
 
 PAGE, TOKEN, USER = "P1", "token-p1", "U1"
 DAY_MS = 86_400_000
@@ -32,21 +26,15 @@ def world(world):
 
 
 @pytest.fixture
-def rt(world, tmp_path):
-    prefix = f"test-run-{uuid.uuid4().hex[:12]}"
+def rt(world, tmp_path, store):
     settings = settings_from_dict({
         "meta": {"app_secrets": ["s"], "verify_token": "t", "graph_url": world.url},
         "accounts": [{"page_id": PAGE, "access_token": TOKEN, "calls_per_second": 1000}],
-        "hydration": {"max_age": 60},
+        "hydration": {"max_age": 60, "coalesce_seconds": 0},
         "handlers": [{"type": "jsonl", "path": str(tmp_path / "events.jsonl")}]}, env={})
-    store = Store(REDIS, prefix=prefix)
     sent: list[tuple] = []
-    scheduler = Scheduler(store.flags, store.queues, lambda name, args, countdown: sent.append(args),
-                          visibility_timeout=60, coalesce_seconds=0)
-    yield Runtime(settings, store, GraphClient(world.url, "v27.0"), load_handlers(settings), scheduler)
-    client = redis.Redis.from_url(REDIS)
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        client.delete(key)
+    return in_process_runtime(store, settings, lambda name, args, countdown: sent.append(args),
+                              graph=GraphClient(world.url, "v27.0"))
 
 
 def week_old_message(mid: str) -> dict:

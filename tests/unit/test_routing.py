@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.harness import in_process_runtime
 from workers.delivery.plugins import LoadedHandler
 from workers.hydration.pending import Pending
 from workers.ingest.parse import parse_envelope
@@ -51,10 +52,7 @@ def runtime(store: Store, sent: SentTasks, *handlers: LoadedHandler) -> Runtime:
         "meta": {"app_secrets": ["s"], "verify_token": "t"},
         "accounts": [{"page_id": PAGE, "access_token": "token"}],
         "hydration": {"coalesce_seconds": COALESCE}}, env={})
-    scheduler = Scheduler(store.flags, store.queues, sent, visibility_timeout=60,
-                          coalesce_seconds=COALESCE)
-    return Runtime(settings, store, graph=None, handlers={h.name: h for h in handlers},
-                   scheduler=scheduler)
+    return in_process_runtime(store, settings, sent, handlers={h.name: h for h in handlers})
 
 
 def webhook(n: int, kind: str = "message", *, account: str = PAGE, customer: str = "c1",

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 
 import pytest
-import redis
 
 from tests.fake_graph import GraphWorld
-from tests.harness import REDIS
-from workers.delivery.plugins import load_handlers
+from tests.harness import in_process_runtime
 from workers.graph import GraphClient
 from workers.hydration.pending import Pending
 from workers.ingest.parse import parse_envelope
 from workers.ingest.route import route
 from workers.records import HydrationQueue
 from workers.runtime.config import settings_from_dict
-from workers.scheduler import Scheduler
 from workers.stage import Runtime
-from workers.state import Store
 from workers.sync.run import advance, run_to_end, start_or_resume
 from workers.sync.step import LIVE_FIRST_WAIT
 
@@ -39,21 +34,15 @@ def build_world(world: GraphWorld, conversations: int, messages: int, *, start: 
 
 
 @pytest.fixture
-def rt(world, tmp_path):
-    prefix = f"test-sync-{uuid.uuid4().hex[:12]}"
+def rt(world, tmp_path, store):
     settings = settings_from_dict({
         "meta": {"app_secrets": ["s"], "verify_token": "t", "graph_url": world.url},
         "accounts": [{"page_id": PAGE, "instagram_id": IG, "access_token": TOKEN,
                       "calls_per_second": 1000}],
-        "hydration": {"throttle_seconds": 0.2},
+        "hydration": {"throttle_seconds": 0.2, "coalesce_seconds": 0},
         "handlers": [{"type": "jsonl", "path": str(tmp_path / "events.jsonl")}]}, env={})
-    store = Store(REDIS, prefix=prefix)
-    scheduler = Scheduler(store.flags, store.queues, lambda name, args, countdown: None,
-                          visibility_timeout=60, coalesce_seconds=0)
-    yield Runtime(settings, store, GraphClient(world.url, "v27.0"), load_handlers(settings), scheduler)
-    client = redis.Redis.from_url(REDIS)
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        client.delete(key)
+    return in_process_runtime(store, settings, lambda name, args, countdown: None,
+                              graph=GraphClient(world.url, "v27.0"))
 
 
 def delivered(rt: Runtime) -> list[dict]:
