@@ -8,6 +8,7 @@ from tests.fake_graph import FakeGraphServer, GraphWorld
 from tests.harness import FIXTURES
 from workers.errors import GraphPermanent, GraphRetryable, GraphThrottled, GraphTokenInvalid
 from workers.graph import GraphClient, appsecret_proof, classify, usage_backoff
+from workers.graph_page import Page
 
 EXPECTED = {
     "fbmsgr_error_613_rate_limit.json": GraphThrottled,
@@ -104,3 +105,19 @@ def test_an_error_keeps_what_meta_support_asks_for():
     throttled = pickle.loads(pickle.dumps(classify(400, {"error": {"code": 613, "fbtrace_id": "T"}}, 60)))
     assert (throttled.fbtrace_id, throttled.retry_after, throttled.status) == ("T", 60, 400)
     assert classify(502, None).where == "HTTP 502"
+
+
+@pytest.mark.parametrize("body, items, after", [
+    ({"data": [{"id": "a"}, {"x": 1}], "paging": {"cursors": {"after": "C"}, "next": "https://n"}},
+     [{"id": "a"}, {"x": 1}], "C"),
+    ({"data": [{"id": "a"}], "paging": {"cursors": {"after": "C"}}}, [{"id": "a"}], None),  # last page
+    ({"data": "nope", "paging": {"next": "https://n", "cursors": "bad"}}, [], None),
+    ({"data": [1, None, "s", {"id": "b"}], "paging": {"next": "u", "cursors": {"after": 7}}},
+     [{"id": "b"}], None),
+    (None, [], None),
+    ("text", [], None),
+])
+def test_every_reader_reads_a_page_the_same_way(body, items, after):
+    page = Page.of(body)
+    assert (page.items, page.after) == (items, after)
+    assert page.nodes == [item for item in items if item.get("id")]

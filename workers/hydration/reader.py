@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from workers.graph import GraphClient
+from workers.graph_page import Page
 from workers.settings import Account
 from workers.state.budgets import CallBudgets
 
@@ -42,7 +43,7 @@ class ConversationReader:
         """The conversation with a customer and its nested messages, in one call (None: not found)."""
         params = {"platform": platform, "user_id": customer, "fields": f"id,{NESTED}"}
         body = self.get(self.account.page_id, params, edge="conversations")
-        found = [c for c in body.get("data") or [] if isinstance(c, dict) and c.get("id")]
+        found = Page.of(body).nodes
         return (found[0]["id"], found[0]) if found else (None, {})
 
     def recent_messages(self, platform: str | None) -> dict[str, tuple[str, dict]]:
@@ -51,8 +52,8 @@ class ConversationReader:
         params = {"platform": platform, "fields": f"id,{NESTED}", "limit": LISTING_LIMIT}
         body = self.get(self.account.page_id, params, edge="conversations")
         found: dict[str, tuple[str, dict]] = {}
-        for node in (c for c in body.get("data") or [] if isinstance(c, dict) and c.get("id")):
-            messages = _items(_mapping(node.get("messages")))
+        for node in Page.of(body).nodes:
+            messages = Page.of(node.get("messages")).items
             found.update((m["id"], (node["id"], m)) for m in messages if detailed(m) and m.get("id"))
         return found
 
@@ -62,14 +63,16 @@ class ConversationReader:
         20 newest; stops where the budget runs out. `granted`: the next call is already paid for."""
         if not isinstance(page, dict):
             return Listing(None)
-        messages = (read or []) + _items(page)
-        while _after(page) and len(messages) < NEWEST and not wanted <= {m.get("id") for m in messages}:
+        listed = Page.of(page)
+        messages = (read or []) + listed.items
+        while listed.after and len(messages) < NEWEST and not wanted <= {m.get("id") for m in messages}:
             if not granted and self.budgets.take_call(self.account.page_id, self.account.calls_per_second):
                 return Listing(messages, next_page=page)
             granted = False
-            params = {"fields": MESSAGE_FIELDS, "limit": NEWEST - len(messages), "after": _after(page)}
+            params = {"fields": MESSAGE_FIELDS, "limit": NEWEST - len(messages), "after": listed.after}
             page = self.get(conversation_id, params, edge="messages")
-            messages += _items(page)
+            listed = Page.of(page)
+            messages += listed.items
         return Listing(messages)
 
 
@@ -78,14 +81,3 @@ def detailed(message: dict) -> bool:
     return "from" in message or "message" in message
 
 
-def _items(page: dict) -> list[dict]:
-    return [m for m in page.get("data") or [] if isinstance(m, dict)]
-
-
-def _after(page: dict) -> Any:
-    paging = _mapping(page.get("paging"))
-    return (paging.get("cursors") or {}).get("after") if paging.get("next") else None
-
-
-def _mapping(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}

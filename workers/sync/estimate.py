@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from workers.errors import AdminError
+from workers.graph_page import Page
 from workers.hydration.reader import NEWEST, ConversationReader
 from workers.sync.run import PLATFORMS
 from workers.sync.step import LISTING_LIMIT, OLDER_LIMIT
@@ -42,12 +43,12 @@ def _message_counts(rt: Runtime, reader: ConversationReader, platform: str,
         while wait := rt.store.budgets.take_call(reader.account.page_id, reader.account.calls_per_second):
             time.sleep(wait)
         page = reader.get(reader.account.page_id, params, edge="conversations")
-        for node in page.get("data") or []:
+        listed = Page.of(page)
+        for node in listed.items:
             updated = to_millis(node.get("updated_time"))
             if since is not None and updated is not None and updated < since * 1000:
                 return counts
             counts.append(int(node.get("message_count") or 0))
-        paging = page.get("paging") or {}
-        if not paging.get("next"):
+        if listed.after is None:
             return counts
-        params["after"] = paging["cursors"]["after"]
+        params["after"] = listed.after

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from workers.delivery.dispatch import dispatch
 from workers.errors import GraphPermanent, GraphRetryable, GraphThrottled
+from workers.graph_page import Page
 from workers.hydration.reader import NESTED, ConversationReader
 from workers.records import Event, HydrationQueue
 from workers.scheduler import backoff
@@ -74,13 +75,13 @@ def _read_listing(rt: Runtime, job: SyncJob, account: Account, reader: Conversat
     if job.cursor:
         params["after"] = job.cursor
     body = reader.get(account.page_id, params, edge="conversations")
-    for conversation in _nodes(body):
+    for conversation in Page.of(body).nodes:
         if _listing_ends_at(job, conversation):
             job.listing_done = True
             return
         job.conversations += 1
         _deliver_nested(rt, job, account, conversation)
-    job.cursor = _after(body)
+    job.cursor = Page.of(body).after
     job.listing_done = job.cursor is None
 
 
@@ -93,10 +94,9 @@ def _listing_ends_at(job: SyncJob, conversation: dict) -> bool:
 
 
 def _deliver_nested(rt: Runtime, job: SyncJob, account: Account, conversation: dict) -> None:
-    nested = conversation.get("messages")
-    nested = nested if isinstance(nested, dict) else {}
-    _deliver(rt, job, account, conversation["id"], _nodes(nested))
-    after = _after(nested)
+    nested = Page.of(conversation.get("messages"))
+    _deliver(rt, job, account, conversation["id"], nested.nodes)
+    after = nested.after
     if after and job.mode == "sync":  # a sweep reads only what is new: never past the 20 newest
         job.older.append({"conversation": conversation["id"],
                           "customer": customer_of(conversation, account), "after": after})
@@ -111,8 +111,8 @@ def _read_older(rt: Runtime, job: SyncJob, account: Account, reader: Conversatio
         log.warning("sync account=%s conversation skipped: %s", account.page_id, exc.where)
         job.older.pop(0)
         return
-    _deliver(rt, job, account, work["conversation"], _nodes(page))
-    work["after"] = _after(page)
+    _deliver(rt, job, account, work["conversation"], Page.of(page).nodes)
+    work["after"] = Page.of(page).after
     if work["after"] is None:
         job.older.pop(0)
 
@@ -137,15 +137,3 @@ def _wanted(job: SyncJob, event: Event) -> bool:
         return True
     created = (event.timestamp or 0) / 1000
     return (job.since or 0) <= created <= job.started_at - SWEEP_GRACE
-
-
-def _nodes(page: dict) -> list[dict]:
-    return [node for node in page.get("data") or [] if isinstance(node, dict) and node.get("id")]
-
-
-def _after(page: dict) -> str | None:
-    paging = page.get("paging")
-    if not isinstance(paging, dict) or not paging.get("next"):
-        return None
-    cursors = paging.get("cursors")
-    return cursors.get("after") if isinstance(cursors, dict) else None
