@@ -6,12 +6,19 @@ With --hung-http an `http` handler (default timeout and breaker) posts every eve
 server that accepts connections and never answers; the file handler beside it must keep its
 latency (p99 target: under 1 s, measured with --calm: no kills, no Redis restart).
 
-    .venv/bin/python bench/chaos.py [--quick] [--keep] [--hung-http] [--calm]
+With --full-disk web0's data_dir is a small tmpfs (needs root), filled for a while during the
+load; with --redis-oom the shared Redis refuses writes (OOM, noeviction) for as long
+(bench/faults.py). Either way the web answers 200 or 503 only, no part exits or fails a task "for
+good", and once room is back every accepted event is delivered once; the load is slowed so that
+the fault lasts under half of it.
+
+    .venv/bin/python bench/chaos.py [--quick] [--keep] [--hung-http] [--calm] [--full-disk | --redis-oom]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
@@ -24,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +41,7 @@ import psutil  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 
+from bench import faults  # noqa: E402
 from bench.common import JsonlTail, percentile  # noqa: E402
 from tests.fake_graph import FakeGraphServer, GraphWorld  # noqa: E402
 from tests.harness import SECRET, free_port, wait_for, write_config  # noqa: E402
@@ -304,8 +313,11 @@ def report(load: Load, cluster: Cluster, receipts: Receipts, drained: float | No
     answers = Counter(f"{role}:{status}" for _, role, status in load.results
                       if status != 200 or role == "poison")
     calls = len(cluster.world.calls)
+    parts = [*cluster.webs, *cluster.workers]
+    exited = [proc for proc in parts if proc.popen and proc.popen.poll() is not None]
     log += [f"{proc.name} exited by itself (code {proc.popen.returncode}): see {proc.log.name}"
-            for proc in [*cluster.webs, *cluster.workers] if proc.popen and proc.popen.poll() is not None]
+            for proc in exited if proc.popen]
+    alarms, (requests_line, answered) = faults.alarms([p.log for p in parts]), faults.answers(load.results)
     print(*log, sep="\n")
     print(f"sent         {load.sent()} deliveries (answers other than 200, and poison: {dict(answers)})")
     print(f"accepted     {len(accepted)} -> {len(events)} distinct event ids (+{len(poisoned)} from poison)")
@@ -321,9 +333,25 @@ def report(load: Load, cluster: Cluster, receipts: Receipts, drained: float | No
     print(f"graph        {calls / max(messages, 1):.3f} calls/message ({calls} calls, {messages} messages), "
           f"{cluster.world.count(code=2)} transient errors, {cluster.world.throttled()} throttled answers")
     print("web nodes    " + ", ".join(requests.get(u, timeout=5).text.strip() for u in cluster.health_urls()))
+    print(f"requests     {requests_line} [{'MET' if answered else 'MISSED'}] 200 or 503 only")
+    print(f"parts        {len(exited)} exited, {len(alarms)} alarm lines in the logs"
+          + "".join(f"\n  {line}" for line in alarms[:10]))
     if cluster.hung:
         hung_report(load, cluster, receipts, accepted)
-    return not lost and not duplicated
+    return not lost and not duplicated and answered and not exited and not alarms
+
+
+def start_fault(args: argparse.Namespace, cluster: Cluster, load: Load) -> faults.Fault | None:
+    """The fault asked for, started in a thread of its own beside the kills; None without one."""
+    if args.full_disk:
+        hold = partial(faults.disk_full, cluster.dir / "web0")
+    elif args.redis_oom:
+        hold = partial(faults.redis_out_of_memory, redis.Redis.from_url(cluster.redis_url))
+    else:
+        return None
+    fault = faults.Fault("full disk" if args.full_disk else "redis OOM", hold, load.sent, len(load.plan))
+    fault.start()
+    return fault
 
 
 def hung_report(load: Load, cluster: Cluster, receipts: Receipts, accepted: list) -> None:
@@ -363,28 +391,46 @@ def main() -> int:
     parser.add_argument("--hung-http", action="store_true",
                         help="an http handler whose endpoint never answers")
     parser.add_argument("--calm", action="store_true", help="no worker kills, no Redis restart")
+    exclusive = parser.add_mutually_exclusive_group()
+    exclusive.add_argument("--full-disk", action="store_true",
+                           help=f"web0's data_dir on a tmpfs, full for {faults.FAULT_SECONDS:g} s (root)")
+    exclusive.add_argument("--redis-oom", action="store_true",
+                           help=f"Redis at maxmemory (noeviction) for {faults.FAULT_SECONDS:g} s")
     args = parser.parse_args()
+    if args.full_disk:
+        faults.require_root()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (finally) on kill too
     count, kills = (300, 1) if args.quick else (2000, 3)
     plan, bad = load_plan(count), poison()
     for k, body in enumerate(bad):  # spread over the load
         plan.insert(round((k + 0.5) * len(plan) / len(bad)), (body, "poison", None))
+    if args.full_disk or args.redis_oom:  # the fault must sit inside the load, with load after it
+        args.rate = min(args.rate, len(plan) / (2 * faults.FAULT_SECONDS))
     world = GraphWorld(transient_rate=0.2)
     for page in (PAGE, IG_PAGE):
         world.add_account(page, f"token-{page}")
     directory = Path(tempfile.mkdtemp(prefix="chaos-", dir="/tmp"))
     hung = Silent() if args.hung_http else None
     cluster, load = Cluster(directory, world, args.visibility_timeout, hung), None
+    mounts = contextlib.ExitStack()  # the tmpfs, unmounted after the cluster stopped
     print(f"{count} events (+redeliveries, +{len(bad)} poison) at {args.rate:g}/s, 2 web nodes, 2 workers; "
           + ("no kills" if args.calm else f"{kills} worker kill(s), 1 Redis restart")
           + f"; Graph fails {world.transient_rate:.0%} of calls"
-          + ("; an http handler whose endpoint never answers" if hung else ""))
+          + ("; an http handler whose endpoint never answers" if hung else "")
+          + (f"; web0's data_dir full for {faults.FAULT_SECONDS:g} s" if args.full_disk else "")
+          + (f"; Redis out of memory for {faults.FAULT_SECONDS:g} s" if args.redis_oom else ""))
     try:
+        if args.full_disk:
+            mounts.enter_context(faults.small_tmpfs(directory / "web0"))
         cluster.start()
         load = Load(plan, [f"http://127.0.0.1:{p}/webhook" for p in cluster.web_ports], world, args.rate)
         load.start()
+        fault = start_fault(args, cluster, load)
         log = [] if args.calm else chaos(cluster, load, kills)
         load.join()
+        if fault:
+            fault.join()
+            log += fault.log
         expected = {e.id for body, role, status in load.results if status == 200 and role != "poison"
                     for e in parsed(body)}
         receipts = Receipts(cluster.events)
@@ -395,6 +441,7 @@ def main() -> int:
         if load:
             load.stopping.set()
         cluster.stop()
+        mounts.close()
         if hung:
             hung.stop()
         print(f"logs kept in {directory}") if args.keep else shutil.rmtree(directory, ignore_errors=True)
