@@ -95,6 +95,20 @@ def _fill(client: redis.Redis) -> None:
                 n += 1
 
 
+def test_a_done_mark_is_written_even_at_maxmemory(small_redis):
+    """The handler already has the event: a refused mark would hand it over again on the retry."""
+    from workers.state import Store
+
+    url, client = small_redis
+    progress = Store(url, prefix="oom").progress
+    progress.note_failure("jsonl", "evt_1")
+    _fill(client)
+    with pytest.raises(redis.OutOfMemoryError):
+        client.set("oom:anything", "1")
+    progress.mark_done("jsonl", "evt_1")
+    assert progress.is_done("jsonl", "evt_1") and progress.attempts("jsonl", "evt_1")[0] == 0
+
+
 def test_redis_out_of_memory_is_waited_out(small_redis):
     url, client = small_redis
     relay = RelayProcess(lambda d: write_config(

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from workers.state.base import DAY, Concern
 
 DONE_TTL = 30 * DAY  # how long "handler X already has event Y" is remembered
+# The done mark is written after the handler took the event: if Redis refused it (at `maxmemory`
+# with noeviction), the retry would hand the event to the handler a second time. Redis refuses a
+# script's memory-growing command only while the script has written nothing yet, so this one
+# deletes the attempts first (a write that frees memory) and then may always set the mark.
+_MARK_DONE = """
+redis.call('DEL', KEYS[2])
+return redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+"""
 
 
 class HandlerProgress(Concern):
@@ -14,12 +23,14 @@ class HandlerProgress(Concern):
 
     done_ttl: float = DONE_TTL
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._mark_done = self._redis.register_script(_MARK_DONE)
+
     def mark_done(self, handler: str, event_id: str) -> None:
         """Remember that `handler` succeeded with this event (its failed attempts are forgotten)."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.set(self._key("done", handler, event_id), "1", ex=int(self.done_ttl))
-        pipe.delete(self._key("attempts", handler, event_id))
-        pipe.execute()
+        self._mark_done(keys=[self._key("done", handler, event_id), self._key("attempts", handler, event_id)],
+                        args=[int(self.done_ttl)])
 
     def is_done(self, handler: str, event_id: str) -> bool:
         """Whether `handler` already succeeded with this event."""
