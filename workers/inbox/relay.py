@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -116,8 +117,9 @@ class Relay:
                 moved = self.pump()
                 self._prune_now_and_then()
                 pause = 0.1
-            except Exception as exc:  # the broker is down or slow: keep the rows, try again
-                log.warning("relay: broker unavailable (%s); retrying in %.1fs", type(exc).__name__, pause)
+            except Exception as exc:  # the broker is down or slow, or the disk full: keep the rows
+                what = "inbox not writable" if isinstance(exc, sqlite3.Error) else "broker unavailable"
+                log.warning("relay: %s (%s); retrying in %.1fs", what, type(exc).__name__, pause)
                 self._stop.wait(pause)
                 pause = min(pause * 2, MAX_OUTAGE_WAIT)
                 continue
