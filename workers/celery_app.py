@@ -1,4 +1,9 @@
-"""The Celery app that `celery -A workers.celery_app worker` loads; it reads INBOX_RELAY_CONFIG."""
+"""The Celery app that `celery -A workers.celery_app worker` loads; it reads INBOX_RELAY_CONFIG.
+
+This module is an entry point, not a library: importing it builds the app and may start the private
+Redis, so nothing in inbox-relay imports it (`tests/unit/test_layout.py` checks that). Code that
+needs a Celery app builds one with `workers.runtime.celery_setup.create_celery(settings)`.
+"""
 
 from __future__ import annotations
 
