@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,6 +53,33 @@ def settings_or_exit(config: str | None) -> Settings:
         return load_settings(config)
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def port_free_or_exit(host: str, port: int) -> None:
+    """Stop at once, before anything starts, when another process listens on the port: gunicorn
+    would otherwise retry the bind for a while and the supervisor restart it again and again."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+            holder = _listener_pid(port)
+            who = f" (by pid {holder})" if holder else ""
+            raise click.ClickException(f"port {port} on {host} is in use{who}; pass --port") from None
+
+
+def _listener_pid(port: int) -> int | None:
+    """The process listening on `port`, when this user may see it."""
+    import psutil
+
+    try:
+        listening = [c for c in psutil.net_connections(kind="tcp")
+                     if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+    except psutil.Error:
+        return None
+    return next((c.pid for c in listening if c.pid), None)
 
 
 def private_redis_for_this_command(settings: Settings) -> None:

@@ -9,7 +9,7 @@ import click
 
 from workers import environment
 from workers.cli.check import check
-from workers.cli.common import config_option
+from workers.cli.common import config_option, port_free_or_exit
 from workers.cli.common import settings_or_exit as _settings
 from workers.cli.dead_letters import dead_letters
 from workers.cli.deliveries import deliveries
@@ -129,6 +129,7 @@ def run(config, host, port, web_workers, concurrency, accept_inbox_loss, log_lev
     from workers.connect.probe import probe_tokens_in_background
     from workers.runtime.supervisor import run as supervise
 
+    port_free_or_exit(host, port)
     settings, owned = _prepared(config, log_level, log_format, accept_inbox_loss=accept_inbox_loss,
                                 owns_redis=True)
     clear_metrics(settings)  # counts start with the run; `web` and `worker` alone keep theirs
@@ -152,6 +153,7 @@ def web(config, host, port, workers, accept_inbox_loss, log_level, log_format) -
     """The webhook receiver alone (gunicorn); starts the private Redis if none is configured."""
     from workers.runtime.supervisor import web_command
 
+    port_free_or_exit(host, port)
     settings, _ = _prepared(config, log_level, log_format, accept_inbox_loss=accept_inbox_loss)
     _exec(web_command(host, port, workers), settings)
 
