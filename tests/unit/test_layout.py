@@ -68,7 +68,7 @@ def test_no_module_imports_itself_through_others():
 FLOORS = {
     1: ("workers.settings", "workers.records", "workers.errors", "workers.durations", "workers.times",
         "workers.environment", "workers.crypto", "workers.metrics", "workers.handler", "workers.plugin",
-        "workers.priority", "workers.graph_page"),
+        "workers.priority", "workers.graph_page", "workers.urls"),
     2: ("workers.state", "workers.graph", "workers.scheduler", "workers.stage"),
     3.0: ("workers.delivery", "workers.inbox", "workers.connect"),
     3.1: ("workers.hydration",),

@@ -124,7 +124,8 @@ def main() -> None:
 def run(config, host, port, web_workers, concurrency, accept_inbox_loss, log_level, log_format) -> None:
     """Web server and worker together (and the private Redis unless a broker is configured).
 
-    Ready when it prints 'inbox-relay ready'; Ctrl-C or SIGTERM stops every process it started.
+    Ready when it prints 'inbox-relay ready' (its web answers, and so do the broker and store);
+    Ctrl-C or SIGTERM stops every process it started.
     """
     from workers.connect.probe import probe_tokens_in_background
     from workers.runtime.supervisor import run as supervise

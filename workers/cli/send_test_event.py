@@ -4,7 +4,6 @@ wait until the handler has them."""
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import requests
@@ -14,6 +13,7 @@ from workers.connect.arrival import JsonlWatch, jsonl_file, wait_for_records
 from workers.connect.samples import KINDS, PLATFORMS, build_delivery, signed_headers, wire_bytes
 from workers.ingest.parse import parse_envelope
 from workers.settings import Settings
+from workers.urls import shown
 
 DEFAULT_URL = "http://127.0.0.1:8000/webhook"
 # Used when no [[accounts]] is configured: inbox-relay delivers such events without hydration.
@@ -90,7 +90,7 @@ def _post(settings: Settings, url: str, envelope: dict, kind: str, n: int, count
     try:
         response = requests.post(url, data=body, headers=headers, timeout=10)
     except requests.RequestException as exc:
-        raise click.ClickException(f"cannot reach {_shown(url)} ({type(exc).__name__}): is inbox-relay "
+        raise click.ClickException(f"cannot reach {shown(url)} ({type(exc).__name__}): is inbox-relay "
                                    "running? Start it with `inbox-relay run`, or pass --to with its "
                                    "webhook URL") from None
     answer = " ".join(response.text.split())[:200]
@@ -111,14 +111,4 @@ def _wait(watch: JsonlWatch, event_ids: list[str], timeout: float) -> None:
                                    "Is a worker running? `inbox-relay status` shows what waits") from None
     for record in records:
         click.echo(json.dumps(record, ensure_ascii=False))
-
-
-def _shown(url: str) -> str:
-    """The URL without a password it may carry."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 

@@ -17,6 +17,7 @@ from workers.priority import NICE_ENV
 from workers.runtime import logs
 from workers.runtime.components import Component, board_path, clear_board, write_board
 from workers.runtime.private_redis import PrivateRedis, stop_embedded_redis
+from workers.runtime.readiness import announce_when_reachable
 from workers.settings import Settings
 
 READY_TIMEOUT = 60.0
@@ -68,7 +69,7 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
             part.start()
         _wait_ready(f"http://{host}:{port}/healthz", [p.process for p in parts.values() if p.process],
                     stopping)
-        print(f"inbox-relay ready: webhook at http://{host}:{port}/webhook (Ctrl-C stops)", flush=True)
+        announce_when_reachable(settings, f"http://{host}:{port}/webhook", stopping)
         while not stopping:
             if redis_process is not None and redis_process.exited():
                 print("inbox-relay: the private redis exited; restarting it", flush=True)
