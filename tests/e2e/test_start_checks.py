@@ -44,3 +44,37 @@ def test_run_is_not_ready_while_its_broker_answers_nothing_and_says_what_it_wait
         assert relay.post(b'{"object": "page", "entry": []}')[0] == 200
     finally:
         relay.cleanup()
+
+
+def test_ctrl_c_after_the_reader_of_stdout_went_away_stops_everything_and_frees_the_port(tmp_path):
+    """`inbox-relay run | head -1`, then Ctrl-C: no traceback, nothing left, the port free again."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from tests.harness import ROOT, free_port, wait_for
+
+    config = write_config(tmp_path / "c.toml", graph_url="http://127.0.0.1:9", accounts=[])
+    port = free_port()
+    run = subprocess.Popen([sys.executable, "-m", "workers.cli", "run", "--config", str(config),
+                            "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        first = run.stdout.readline()  # what `head -1` reads, then it exits
+        run.stdout.close()
+        assert "inbox-relay ready" in first
+        tree = psutil.Process(run.pid).children(recursive=True)
+        assert "redis-server" in " ".join(" ".join(p.cmdline()) for p in tree)
+        run.send_signal(signal.SIGINT)  # the terminal's Ctrl-C reaches run alone (its own group)
+        _, errors = run.communicate(timeout=40)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0 and "Traceback" not in errors, errors[-3000:]
+    wait_for(lambda: not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE],
+             timeout=20, message="every child to exit")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))

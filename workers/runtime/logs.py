@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 
 from workers import environment
 
@@ -22,6 +23,16 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             line["exception"] = record.exc_info[0].__name__
         return json.dumps(line, ensure_ascii=False)
+
+
+def say(line: str) -> None:
+    """A line for the person running the command, on stdout. A reader that went away (`run |
+    head -1`) must not stop the caller, which may still have processes to stop: what follows goes
+    nowhere."""
+    try:
+        print(line, flush=True)
+    except (BrokenPipeError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def level() -> str:

@@ -85,10 +85,12 @@ class PrivateRedis:
     def start(self, *, daemonize: bool) -> None:
         """Start redis-server (again, after a crash) under the lock this process holds."""
         data_dir = self.settings.data_dir.resolve()
-        # The child inherits the locked file: the lock lives as long as the Redis does.
+        # The child inherits the locked file: the lock lives as long as the Redis does. Its own
+        # session: Ctrl-C in the terminal reaches the supervisor only, which stops Redis last,
+        # after the worker and the web have let go of it (no worker meets a Redis gone first).
         self.process = subprocess.Popen(_command(data_dir, self.settings.redis_socket, daemonize),
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        pass_fds=(self.lock.fileno(),))
+                                        pass_fds=(self.lock.fileno(),), start_new_session=True)
         _wait_until_up(self.settings.redis_socket, self.process)
         log.info("private redis started in %s", data_dir)
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import kombu
 
+from workers.runtime.logs import say
 from workers.settings import Settings
 from workers.state import Store
 from workers.urls import shown
@@ -43,11 +44,11 @@ def announce_when_reachable(settings: Settings, webhook_url: str, stopping: list
         while not stopping:
             missing = unreachable(settings)
             if missing is None:
-                print(f"inbox-relay ready: webhook at {webhook_url} (Ctrl-C stops)", flush=True)
+                say(f"inbox-relay ready: webhook at {webhook_url} (Ctrl-C stops)")
                 return
             if not said_waiting:
-                print(f"inbox-relay: accepting deliveries at {webhook_url} (each kept in the inbox), "
-                      f"not ready: waiting for {missing}", flush=True)
+                say(f"inbox-relay: accepting deliveries at {webhook_url} (each kept in the inbox), "
+                    f"not ready: waiting for {missing}")
                 said_waiting = True
             threading.Event().wait(LOOK_EVERY)
 

@@ -72,7 +72,7 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
         announce_when_reachable(settings, f"http://{host}:{port}/webhook", stopping)
         while not stopping:
             if redis_process is not None and redis_process.exited():
-                print("inbox-relay: the private redis exited; restarting it", flush=True)
+                logs.say("inbox-relay: the private redis exited; restarting it")
                 _restart_redis(redis_process)
             for part in parts.values():
                 part.tend()
@@ -82,12 +82,11 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
     finally:
         clear_board(board)
         names = ", ".join([*parts, *(["the private redis"] if redis_process else [])])
-        print(f"inbox-relay: stopping {names} (work in flight finishes or goes back to the queue)",
-              flush=True)
+        logs.say(f"inbox-relay: stopping {names} (work in flight finishes or goes back to the queue)")
         started = time.monotonic()
         _stop_all([part.process for part in parts.values() if part.process])
         stop_embedded_redis(redis_process)
-        print(f"inbox-relay: stopped in {time.monotonic() - started:.1f}s", flush=True)
+        logs.say(f"inbox-relay: stopped in {time.monotonic() - started:.1f}s")
 
 
 class Part:
@@ -124,9 +123,9 @@ class Part:
         delay = min(RESTART_CAP, 2.0 ** (self.quick_exits - 1))
         self.next_start = time.monotonic() + delay
         self.last_exit_code, self.last_exit_at = code, time.time()
-        print(f"inbox-relay: {self.name} exited with code {code}; restarting it in {delay:.0f}s"
-              + (f" ({self.quick_exits} exits in a row within {STABLE_AFTER:.0f}s of starting)"
-                 if self.quick_exits > 1 else ""), flush=True)
+        logs.say(f"inbox-relay: {self.name} exited with code {code}; restarting it in {delay:.0f}s"
+                 + (f" ({self.quick_exits} exits in a row within {STABLE_AFTER:.0f}s of starting)"
+                    if self.quick_exits > 1 else ""))
 
     def report(self) -> Component:
         """How it stands, for `status` and `/readyz`."""
@@ -143,13 +142,16 @@ def _restart_redis(redis_process: PrivateRedis) -> None:
     try:
         redis_process.start(daemonize=False)
     except ConfigError as exc:
-        print(f"inbox-relay: {exc}; trying again", flush=True)
+        logs.say(f"inbox-relay: {exc}; trying again")
         time.sleep(1.0)  # the supervisor's own loop: nothing else waits on it
 
 
 def _spawn(command: list[str], env: dict) -> subprocess.Popen:
-    # Each child leads its own process group, so stopping it stops its pool processes too.
-    return subprocess.Popen(command, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+    # Each child leads its own process group, so stopping it stops its pool processes too. Its
+    # output goes to stderr, with the logs: stdout holds the supervisor's own lines, and a reader
+    # of them that goes away (`run | head -1`) must not break a child's write.
+    return subprocess.Popen(command, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
+                            stdout=sys.stderr.fileno())
 
 
 def _wait_ready(url: str, children: list[subprocess.Popen], stopping: list) -> None:
