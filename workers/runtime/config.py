@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from workers import environment
 from workers.errors import ConfigError
@@ -107,14 +108,46 @@ def _handler_relative_to(handler: HandlerConfig, base: Path) -> HandlerConfig:
     return HandlerConfig.model_validate(values)
 
 
-_MESSAGES = {"missing": "missing required key", "extra_forbidden": "unknown key"}
-
-
 def _config_error(exc: ValidationError) -> ConfigError:
-    """The first problem pydantic found, worded with the key's path: `accounts[0].page_id: ...`."""
-    error = exc.errors()[0]
+    """The first problem pydantic found, worded with the key's path (`accounts[0].page_id: ...`)
+    and the fix: an unknown key first (a misspelt one is what makes another missing), with the
+    key it resembles; the variable that can hold a missing secret; quotes for a number given
+    where text is wanted."""
+    errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
+    error = errors[0]
     where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
-    message = _MESSAGES.get(error["type"], error["msg"].removeprefix("Value error, "))
-    if error["type"] not in _MESSAGES and error["type"] != "value_error":
-        message = f"{message} (got {type(error['input']).__name__})"
-    return ConfigError(f"{where.lstrip('.')}: {message}")
+    where = where.lstrip(".")
+    kind, given = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return ConfigError(f"{where}: unknown key{_did_you_mean(str(error['loc'][-1]))}")
+    if kind == "missing":
+        variable = _SECRET_VARIABLES.get(where)
+        return ConfigError(f"{where}: missing required key" + (f" (or set {variable})" if variable else ""))
+    if kind == "string_type" and isinstance(given, int | float) and not isinstance(given, bool):
+        return ConfigError(f'{where} must be a string: quote it ({error["loc"][-1]} = "{given}")')
+    message = error["msg"].removeprefix("Value error, ")
+    if kind != "value_error":
+        message = f"{message} (got {type(given).__name__})"
+    return ConfigError(f"{where}: {message}")
+
+
+_SECRET_VARIABLES = {"meta.app_secrets": environment.APP_SECRET,
+                     "meta.verify_token": environment.VERIFY_TOKEN}
+
+
+def _did_you_mean(key: str) -> str:
+    known = {name for model in _sections(Settings) for name in model.model_fields}
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _sections(model: type[BaseModel]) -> list[type[BaseModel]]:
+    """The model and every section model its fields hold (directly or as a list of them)."""
+    found = [model]
+    for field in model.model_fields.values():
+        for inner in (field.annotation, *get_args(field.annotation)):
+            for candidate in (inner, *get_args(inner)):
+                is_section = isinstance(candidate, type) and issubclass(candidate, BaseModel)
+                if is_section and candidate not in found:
+                    found += _sections(candidate)
+    return found
