@@ -258,7 +258,7 @@ def print_diagnosis(relay: RelayProcess) -> None:
     lines = relay.log.read_text(errors="replace").splitlines()
     tasks = Counter(m.group(1) for m in (re.search(r"Task (inbox_relay\.\w+)\[\S+\] received", line)
                                          for line in lines) if m)
-    print(f"  tasks the worker received: {dict(tasks)}")
+    print(f"  tasks the worker received (logged at --log-level debug): {dict(tasks)}")
     noisy = ("MonkeyPatchWarning", "SecurityWarning", "_warn_or_raise", "monkey.patch_all")
     problems = [line for line in lines if re.search(r"WARNING|ERROR|CRITICAL|Traceback|rror:|restart|exit",
                                                     line) and not any(n in line for n in noisy)]

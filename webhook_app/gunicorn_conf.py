@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import encodings.idna  # noqa: F401  (host names: imported here, never lazily in a thread)
 import os
+import warnings
+
+from gevent.monkey import MonkeyPatchWarning
 
 from workers.inbox.wakeup import WAKE_FD_ENV, PipeWakeup
 from workers.runtime.config import load_settings
 from workers.runtime.web_relay import build_relay
+
+# The master imports ssl (the relay's clients) before gevent patches each web worker; the patch
+# comes before the worker opens any connection, which is the case gevent's warning is about.
+warnings.filterwarnings("ignore", category=MonkeyPatchWarning)
 
 
 def when_ready(server) -> None:

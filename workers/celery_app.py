@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 from celery import Celery
+from celery.exceptions import SecurityWarning
 from celery.signals import setup_logging
 
 from workers import environment
@@ -22,6 +24,9 @@ from workers.runtime.data_dir import private_files
 from workers.runtime.private_redis import PrivateRedisUnhealthy, ensure_embedded_redis
 
 SUPERVISED_ENV = environment.SUPERVISED
+# Celery refuses to run as root with pickle; with JSON only (ours) it warns in five lines at every
+# start. Containers commonly run as root: the README's Security section says to use a user.
+warnings.filterwarnings("ignore", category=SecurityWarning)
 log = logging.getLogger(__name__)
 
 

@@ -11,6 +11,7 @@ from workers import environment
 
 LEVEL_ENV, FORMAT_ENV = environment.LOG_LEVEL, environment.LOG_FORMAT
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+QUIET_BELOW_DEBUG = ("celery.worker.strategy", "celery.app.trace")
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,3 +53,9 @@ def configure() -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level().upper())
+    logging.captureWarnings(True)  # a library's warning is a log line too (JSON with --log-format json)
+    if level() != "debug":
+        # Two lines per task ("received", "succeeded") drown the one line per delivery that says
+        # where its events went; they are there at --log-level debug.
+        for chatty in QUIET_BELOW_DEBUG:
+            logging.getLogger(chatty).setLevel(logging.WARNING)

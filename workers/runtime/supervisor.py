@@ -39,7 +39,8 @@ def web_command(host: str, port: int, workers: int) -> list[str]:
 
 def worker_command(concurrency: int) -> list[str]:
     """A Celery worker on the inbox-relay queue."""
-    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+    quiet = [] if logs.level() == "debug" else ["--quiet"]  # the banner: at debug only
+    return [sys.executable, "-m", "celery", *quiet, "-A", "workers.celery_app", "worker",
             "--loglevel", logs.level().upper(), "--concurrency", str(concurrency), "--queues", "inbox-relay",
             "--without-gossip", "--without-mingle"]
 
