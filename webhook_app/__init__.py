@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from webhook_app.commit import GroupCommit, event_loop_gathering
+from webhook_app.keys import CurrentKeys
 from webhook_app.state import WebState
-from workers.crypto import Codec
 from workers.inbox.database import INBOX_FILE, Inbox
 from workers.inbox.wakeup import WAKE_FD_ENV, PipeWakeup
 from workers.runtime.config import load_settings
@@ -31,9 +31,9 @@ def create_app(settings: Settings | None = None, *, start_relay: bool = True) ->
     app = Flask(__name__)
     inbox = Inbox(settings.data_dir / INBOX_FILE)
     record = GroupCommit(inbox.append_many, event_loop_gathering()).append
-    codec = Codec(settings.encryption_keys)
-    state = WebState(settings, inbox, record, _relay_waker(settings, start_relay), codec,
-                     Store(settings.redis_store_url, codec=codec))
+    keys = CurrentKeys(settings)
+    state = WebState(settings, inbox, record, _relay_waker(settings, start_relay), keys,
+                     Store(settings.redis_store_url, codec=keys.codec))
     app.extensions["inbox_relay"] = state
     app.wsgi_app = DeliveryEndpoint(app)  # type: ignore[method-assign]
     app.register_blueprint(blueprint)

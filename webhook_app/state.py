@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from workers.crypto import Codec
+from webhook_app.keys import CurrentKeys
 from workers.inbox.database import Inbox
 from workers.settings import Settings
 from workers.state import Store
@@ -22,7 +22,7 @@ class WebState:
     inbox: Inbox                        # reads (probes); requests record through `record`
     record: Callable[[bytes], int]      # a sealed body to the inbox, durably; its row id
     wake_relay: Callable[[], None]
-    codec: Codec
+    codec: CurrentKeys                  # seals bodies under the keys the file names now
     store: Store
 
 

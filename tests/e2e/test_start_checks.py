@@ -78,3 +78,44 @@ def test_ctrl_c_after_the_reader_of_stdout_went_away_stops_everything_and_frees_
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))
+
+
+def test_keys_rotated_while_run_is_up_keep_every_delivery_readable():
+    """The README's rotation with `run` up: new key first, rotate-keys, old key removed. The web
+    reloads the keys from the file as the workers do, so no delivery is sealed under a key the
+    workers no longer hold."""
+    import json
+
+    from tests.cli_run import cli as run_cli
+    from tests.harness import RelayProcess, wait_for
+    from workers.crypto import new_key
+
+    old, new = new_key(), new_key()
+
+    def config_with(keys):
+        return lambda d: write_config(d / "c.toml", graph_url="http://127.0.0.1:9", accounts=[],
+                                      extra={"security": {"encryption_keys": keys}})
+
+    def read(n: int) -> bytes:
+        return json.dumps({"object": "page", "entry": [{"id": "P", "time": n, "messaging": [
+            {"sender": {"id": "u"}, "recipient": {"id": "P"}, "timestamp": 1_700_000_000_000 + n,
+             "read": {"watermark": n}}]}]}).encode()
+
+    relay = RelayProcess(config_with([old]))
+    try:
+        relay.start()
+        for n, keys in enumerate(([new, old], [new])):
+            assert relay.post(read(n))[0] == 200
+            wait_for(lambda n=n: len(relay.events()) == n + 1, timeout=30, message=f"event {n}")
+            stamp = relay.config.stat().st_mtime
+            config_with(keys)(relay.dir)
+            os.utime(relay.config, (stamp + 2, stamp + 2))  # a distinct mtime, however fast we are
+            if keys == [new, old]:
+                rotated = run_cli("rotate-keys", "--config", str(relay.config), cwd=relay.dir)
+                assert rotated.returncode == 0, rotated.stderr
+        assert relay.post(read(2))[0] == 200
+        wait_for(lambda: len(relay.events()) == 3, timeout=30, message="the event sealed after rotation")
+        log = relay.log.read_text()
+        assert "failed for good" not in log and "DecryptError" not in log
+    finally:
+        relay.cleanup()
