@@ -119,3 +119,23 @@ def test_keys_rotated_while_run_is_up_keep_every_delivery_readable():
         assert "failed for good" not in log and "DecryptError" not in log
     finally:
         relay.cleanup()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs as data_dir needs root")
+def test_a_data_dir_that_cannot_be_written_is_named_by_every_command_and_check_fails_it(tmp_path):
+    import subprocess
+
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(data_dir)], check=True)
+    try:
+        config = write_config(tmp_path / "c.toml", graph_url="http://127.0.0.1:9", accounts=[],
+                              handlers=[{"type": "jsonl", "path": str(tmp_path / "events.jsonl")}])
+        for command in (["run", "--port", "1"], ["status"], ["dead-letters", "list"]):
+            result = cli(*command, "--config", str(config), cwd=tmp_path)
+            assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+            assert f"cannot use {data_dir}" in result.stderr and "Read-only file system" in result.stderr
+        checked = cli("check", "--config", str(config), cwd=tmp_path)
+        assert checked.returncode == 1 and f"FAIL  data_dir: {data_dir} is not writable" in checked.stdout
+    finally:
+        subprocess.run(["umount", "-l", str(data_dir)], check=False)

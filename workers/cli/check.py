@@ -28,8 +28,8 @@ def check(config: str | None) -> None:
     Tokens and secrets are never printed.
     """
     settings = settings_or_exit(config)
-    findings = [Finding("configuration", True, f"{settings.source} is valid"), _handlers_finding(settings),
-                *check_settings(settings)]
+    findings = [Finding("configuration", True, f"{settings.source} is valid"), _data_dir_finding(settings),
+                _handlers_finding(settings), *check_settings(settings)]
     graph = graph_client(settings)
     for account in settings.accounts:
         findings += check_account(graph, account)
@@ -40,6 +40,21 @@ def check(config: str | None) -> None:
         click.echo(f"{len(failed)} to fix: {', '.join(failed)}", err=True)
         sys.exit(1)
     click.echo(f"all good: {len(settings.accounts)} account(s) ready for Meta's webhooks")
+
+
+def _data_dir_finding(settings: Settings) -> Finding:
+    """data_dir holds the inbox (and the private Redis): it must be a directory this user writes."""
+    import tempfile
+
+    data_dir = settings.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=data_dir):
+            pass
+    except OSError as exc:
+        return Finding("data_dir", False, f"{data_dir} is not writable ({exc.strerror}): make it a "
+                                          "directory this user can write, or set [queue] data_dir")
+    return Finding("data_dir", True, f"{data_dir} is writable")
 
 
 def _handlers_finding(settings: Settings) -> Finding:

@@ -103,6 +103,12 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except RelayError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a file it cannot read or write: name it, not a traceback
+            if exc.filename is None:
+                raise
+            where = os.path.abspath(exc.filename)
+            raise click.ClickException(f"cannot use {where}: {exc.strerror} (data_dir and the files "
+                                       "inbox-relay keeps must be writable by this user)") from None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
