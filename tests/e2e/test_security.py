@@ -98,7 +98,7 @@ def test_files_and_the_data_dir_are_private(system):
 def test_logs_at_debug_show_no_secret_token_or_text(system):
     log = system.log.read_text()
     assert "DEBUG" in log and "dead-lettered" in log
-    assert system.world.count(status=500) and "transient graph error" in log, "an outage was logged"
+    assert system.world.count(status=500) and "Graph API failing" in log, "an outage was logged"
     if system.world.throttled():
         assert "throttled" in log
     for secret in (TOKEN, SECRET, VERIFY_TOKEN, TEXT, system.key):

@@ -4,15 +4,18 @@ wait until the handler has them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import click
 import requests
 
-from workers.cli.common import Duration, config_option, settings_or_exit
+from workers.cli.common import Duration, config_option, settings_or_exit, when
 from workers.connect.arrival import JsonlWatch, jsonl_file, wait_for_records
 from workers.connect.samples import KINDS, PLATFORMS, build_delivery, signed_headers, wire_bytes
+from workers.crypto import Codec
 from workers.ingest.parse import parse_envelope
 from workers.settings import Settings
+from workers.state import Store
 from workers.urls import shown
 
 DEFAULT_URL = "http://127.0.0.1:8000/webhook"
@@ -58,7 +61,23 @@ def send_test_event(config: str | None, kind: str, platform: str, url: str, coun
     if rejected:
         raise click.ClickException(f"{rejected} of {count} deliveries were not accepted")
     if watch is not None:
-        _wait(watch, event_ids, timeout)
+        _wait(watch, event_ids, timeout, why=lambda: _hydration_trouble(settings, account_id))
+
+
+def _hydration_trouble(settings: Settings, account_id: str) -> str | None:
+    """Why the events may still wait: hydration retrying a failing Graph API (None: not that)."""
+    account = settings.account_for(account_id)
+    if account is None:
+        return None
+    try:
+        store = Store(settings.redis_store_url, codec=Codec(settings.encryption_keys))
+        trouble = store.accounts.graph_trouble(account.page_id)
+    except Exception:  # the store is out of reach: the plain hint has to do
+        return None
+    if not trouble:
+        return None
+    return (f"Hydration is retrying: the Graph API answers {trouble['where']}: {trouble['message'][:200]} "
+            f"(messages are delivered without details from {when(trouble['gives_up_at'])}).")
 
 
 def _entry_id(settings: Settings, platform: str) -> str:
@@ -102,13 +121,14 @@ def _post(settings: Settings, url: str, envelope: dict, kind: str, n: int, count
     return response.status_code == 200
 
 
-def _wait(watch: JsonlWatch, event_ids: list[str], timeout: float) -> None:
+def _wait(watch: JsonlWatch, event_ids: list[str], timeout: float, *, why: Callable[[], str | None]) -> None:
     click.echo(f"waiting up to {timeout:.0f}s for {len(event_ids)} event(s) in {watch.path} ...", err=True)
     try:
         records = wait_for_records(watch, event_ids, timeout=timeout)
     except TimeoutError as exc:
+        cause = why() or "Is a worker running?"
         raise click.ClickException(f"timed out after {timeout:.0f}s: not in {watch.path} yet: {exc}. "
-                                   "Is a worker running? `inbox-relay status` shows what waits") from None
+                                   f"{cause} `inbox-relay status` shows what waits") from None
     for record in records:
         click.echo(json.dumps(record, ensure_ascii=False))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import asdict
 
@@ -36,7 +37,8 @@ def status_report(settings: Settings, store: Store) -> dict:
                          "hydration_given_up": store.accounts.given_up(account.page_id),
                          "sync": _job(store, account.page_id, "sync"),
                          "sweep": _job(store, account.page_id, "sweep"),
-                         "sweep_found": store.sync_jobs.found(account.page_id)})
+                         "sweep_found": store.sync_jobs.found(account.page_id),
+                         "graph_trouble": store.accounts.graph_trouble(account.page_id)})
     waiting: Counter[str] = Counter()
     for name in store.queues.names():
         queue = parse_queue(name)
@@ -87,6 +89,8 @@ def status(config, as_json) -> None:
         for mode in ("sync", "sweep"):
             if account[mode]:
                 click.echo(_job_line(account["page_id"], mode, account[mode]))
+        if account["graph_trouble"]:
+            click.echo(_trouble_line(account["page_id"], account["graph_trouble"]))
         if account["sweep_found"]:
             click.echo(f"{account['page_id']}: the sweep found {account['sweep_found']} message(s) "
                        "no webhook brought")
@@ -108,6 +112,13 @@ def _job(store: Store, page_id: str, mode: str) -> dict | None:
         return None
     return {name: job.get(name) for name in ("conversations", "messages", "new_messages", "calls",
                                              "started_at", "finished_at")}
+
+
+def _trouble_line(page_id: str, trouble: dict) -> str:
+    next_try = max(0.0, trouble["next_try"] - time.time())
+    return (f"{page_id}: Graph API failing (last answer {when(trouble['at'])}): {trouble['where']}: "
+            f"{trouble['message'][:200]}; next try in {next_try:.0f}s; messages waiting since then "
+            f"are delivered without details from {when(trouble['gives_up_at'])}")
 
 
 def _state(account: dict) -> str:

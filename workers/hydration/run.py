@@ -63,7 +63,8 @@ def _call(rt: Runtime, queue: HydrationQueue, account: Account, pending: list[Pe
                   account.page_id, exc.where)
         return rt.settings.hydration.paused_recheck_seconds, False
     except GraphRetryable as exc:
-        return _transient(rt, queue, pending, exc, failures + 1), True
+        return _transient(rt, queue, account, pending, exc, failures + 1), True
+    rt.store.accounts.clear_graph_trouble(account.page_id)
     _record(rt, queue, outcome)
     return (0.0 if outcome.redo or outcome.more else _next_run(rt, queue)), False
 
@@ -81,13 +82,20 @@ def _next_run(rt: Runtime, queue: HydrationQueue) -> float | None:
     return None if due is None else max(0.0, due / 1000 - time.time())
 
 
-def _transient(rt: Runtime, queue: HydrationQueue, pending: list[Pending], exc: GraphError,
-               failures: int) -> float | None:
+def _transient(rt: Runtime, queue: HydrationQueue, account: Account, pending: list[Pending],
+               exc: GraphError, failures: int) -> float | None:
     first_seen = min(p.since for p in pending)
-    if time.time() - first_seen <= rt.settings.hydration.max_age:
-        log.warning("account=%s transient graph error (failure %d): %s %s", queue.account_id,
-                    failures, type(exc).__name__, exc.where)
-        return backoff(failures)
+    gives_up_at = first_seen + rt.settings.hydration.max_age
+    if time.time() <= gives_up_at:
+        delay = backoff(failures)
+        rt.store.accounts.note_graph_trouble(account.page_id, {
+            "where": exc.where, "message": exc.message.replace(account.access_token or "\0", "<token>"),
+            "at": time.time(), "next_try": time.time() + delay, "gives_up_at": gives_up_at})
+        # The cause once; `status` shows the rest (the latest answer, the next try, the give-up).
+        log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                "account=%s Graph API failing (%s %s); retrying, `inbox-relay status` follows it",
+                account.page_id, type(exc).__name__, exc.where)
+        return delay
     reason = f"gave up after transient errors for {rt.settings.hydration.max_age:.0f}s: {exc}"
     settle(rt, queue, [unavailable(p.event, reason) for p in pending])
     rt.store.accounts.count_given_up(queue.account_id or "", len(pending))

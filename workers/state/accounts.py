@@ -35,6 +35,20 @@ class AccountState(Concern):
         """Lift a pause."""
         self._redis.delete(self._key("paused", account_id))
 
+    def note_graph_trouble(self, account_id: str, trouble: dict) -> None:
+        """What the Graph API answered an account's last failed call (`where`, `message`, `at`,
+        `next_try`, `gives_up_at`), for `status`; kept a day at most."""
+        self._redis.set(self._key("graph-trouble", account_id), self._dump(trouble), ex=DAY)
+
+    def graph_trouble(self, account_id: str) -> dict | None:
+        """The account's last Graph failure since its last successful call, or None."""
+        data = self._redis.get(self._key("graph-trouble", account_id))
+        return self._load(data, what="a Graph failure") if data else None
+
+    def clear_graph_trouble(self, account_id: str) -> None:
+        """A call succeeded: the account's Graph trouble is over."""
+        self._redis.delete(self._key("graph-trouble", account_id))
+
     def count_given_up(self, account_id: str, count: int) -> None:
         """Count messages hydration gave up on (delivered without details) after transient errors."""
         self._redis.hincrby(self._key("given-up"), account_id, count)
