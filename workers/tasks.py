@@ -100,10 +100,11 @@ def ingest(self: StageTask, delivery_id: int, body: str, force: bool = False,
 
     def stage() -> int:
         events = parse_envelope(json.loads(rt.codec.open_text(body, what=f"delivery {delivery_id}")))
-        route(rt, events, force=force)
+        where = route(rt, events, force=force)
         if inbox:
             rt.store.intake.confirm(inbox, delivery_id)
-        log.info("delivery=%s events=%d", delivery_id, len(events))
+        log.info("delivery=%s events=%d: %s", delivery_id, len(events),
+                 ", ".join(f"{count} {place}" for place, count in sorted(where.items())) or "none")
         return len(events)
 
     def report(exc: Exception) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from workers.delivery import gate
@@ -14,8 +15,9 @@ if TYPE_CHECKING:
     from workers.stage import Runtime
 
 
-def dispatch(rt: Runtime, events: list[Event]) -> None:
-    """Queue events for every handler that accepts their kind and does not have them yet.
+def dispatch(rt: Runtime, events: list[Event]) -> Counter[str]:
+    """Queue events for every handler that accepts their kind and does not have them yet; returns
+    where they went (`to jsonl`, `already delivered`, `no handler takes read`), for the log.
 
     All are queued, oldest first, before any drain task starts, so that a handler sees them in
     timestamp order.
@@ -25,6 +27,10 @@ def dispatch(rt: Runtime, events: list[Event]) -> None:
     done = rt.store.progress.done_many([(name, event.id) for name, event in wanted])
     todo = [(DeliveryQueue.of(name, event), event) for (name, event), had in zip(wanted, done, strict=True)
             if not had]
+    taken = {event.id for _, event in wanted}
+    where = Counter(f"no handler takes {event.kind}" for event in events if event.id not in taken)
+    where.update("already delivered" if had else f"to {name}"
+                 for (name, _), had in zip(wanted, done, strict=True))
     rt.store.queues.enqueue_many([(queue.name, event.id, event.to_dict(), event.timestamp or 0)
                                   for queue, event in todo])
     queues = list(dict.fromkeys(queue for queue, _ in todo))  # each queue once, in order
@@ -33,6 +39,7 @@ def dispatch(rt: Runtime, events: list[Event]) -> None:
     else:
         for queue in queues:
             rt.scheduler.schedule(queue)
+    return where
 
 
 def deliver_here(rt: Runtime, queues: list[DeliveryQueue]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from workers.delivery.dispatch import dispatch
@@ -15,18 +16,21 @@ if TYPE_CHECKING:
     from workers.stage import Runtime
 
 
-def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
-    """Send events to hydration or to their handlers; `force` (a replay) repeats delivered ones."""
+def route(rt: Runtime, events: list[Event], *, force: bool = False) -> Counter[str]:
+    """Send events to hydration or to their handlers; `force` (a replay) repeats delivered ones.
+    Returns where they went, for the delivery's log line."""
     if force:
         for event in events:
             for loaded in rt.handlers.values():
                 rt.store.progress.forget_done(loaded.name, event.id)
     ready: list[Event] = []
     hydrating: dict[HydrationQueue, int] = {}  # messages queued per account, in arrival order
+    where: Counter[str] = Counter()
     for event in events:
         EVENTS.labels(event.kind, event.platform or "none").inc()
         if not force and _brought_by_another(rt, event):
-            continue  # a sync or sweep already handed this message to the handlers
+            where["already brought by a sync or sweep"] += 1
+            continue
         reason = no_hydration_reason(rt, event) if event.hydration == "pending" else None
         if event.hydration != "pending" or reason is not None:
             ready.append(unavailable(event, reason) if reason else event)  # dispatch skips done ones
@@ -35,10 +39,13 @@ def route(rt: Runtime, events: list[Event], *, force: bool = False) -> None:
             rt.store.queues.enqueue(queue.name, event.id, Pending(event).to_dict(),
                                     score=time.time() * 1000)
             hydrating[queue] = hydrating.get(queue, 0) + 1
-        # else: a repeated delivery every handler already has: no Graph call for it
-    dispatch(rt, ready)
+            where["to hydration"] += 1
+        else:  # a repeated delivery every handler already has: no Graph call for it
+            where["already delivered"] += 1
+    where.update(dispatch(rt, ready))
     for queue, count in hydrating.items():
         rt.scheduler.schedule(queue, countdown=_gathering_time(rt, queue, count))
+    return where
 
 
 def _gathering_time(rt: Runtime, queue: HydrationQueue, queued: int) -> float:
