@@ -33,6 +33,7 @@ def test_sync_brings_history_in_once_and_resumes_nothing_new():
         assert dry.returncode == 0 and "30 conversations with 690 messages" in dry.stdout
         first = _cli(relay, "sync", "--account", PAGE)
         assert first.returncode == 0, first.stderr
+        assert "delivered event=" not in first.stderr, "per-event lines would bury the progress"
         summary = json.loads(first.stdout.strip().splitlines()[-1])  # not a terminal: one JSON line
         assert (summary["conversations"], summary["messages"], summary["new_messages"]) == (30, 690, 690)
         wait_for(lambda: len(relay.events()) == 690, timeout=60, message="690 synced events")

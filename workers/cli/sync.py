@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from datetime import datetime
@@ -11,6 +12,7 @@ import click
 
 from workers.cli.common import config_option, settings_or_exit
 from workers.errors import AdminError, RelayError
+from workers.runtime import logs
 from workers.sync import background as background_sync
 from workers.sync.job import SyncJob
 from workers.sync.run import run_to_end, start_or_resume
@@ -46,6 +48,8 @@ def sync(config, page_id, platform, since, max_conversations, dry_run, backgroun
     message is queued for the handlers.
     """
     rt = _runtime(settings_or_exit(config))
+    if logs.level() != "debug":  # a line per delivered event would bury the progress bar
+        logging.getLogger("workers.delivery.drain").setLevel(logging.WARNING)
     try:
         if dry_run:
             return _dry_run(rt, page_id, platform, since)
@@ -87,7 +91,10 @@ def _with_progress(rt, job: SyncJob) -> SyncJob:
             progress.update(bar, completed=current.conversations, total=max(known, 1),
                             counts=f"{current.conversations} conversations, {current.messages} "
                                    f"messages, {current.calls} calls")
-        return run_to_end(rt, job, on_step=show)
+        done = run_to_end(rt, job, on_step=show)
+        show(done)
+        progress.update(bar, total=max(done.conversations, 1), completed=max(done.conversations, 1))
+        return done
 
 
 def _summary(job: SyncJob) -> dict:
