@@ -43,11 +43,12 @@ import requests  # noqa: E402
 
 from bench import faults  # noqa: E402
 from bench.common import JsonlTail, percentile  # noqa: E402
-from tests.fake_graph import FakeGraphServer, GraphWorld  # noqa: E402
 from tests.harness import SECRET, free_port, wait_for, write_config  # noqa: E402
 from tests.unit.test_http_deadline import Silent  # noqa: E402
 from webhook_app.signature import sign  # noqa: E402
 from workers.ingest.parse import parse_envelope  # noqa: E402
+from workers.playground.graph_server import FakeGraphServer  # noqa: E402
+from workers.playground.graph_world import GraphWorld  # noqa: E402
 from workers.runtime.private_redis import redis_server_binary  # noqa: E402
 
 PAGE, IG_PAGE, IG = "100000000000001", "100000000000002", "17841400000000001"

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import JsonlTail, messaging_body, percentile, read_events_body, table  # noqa: E402
-from tests.fake_graph import GraphWorld  # noqa: E402
 from tests.harness import GraphBackedRelay, RelayProcess, redis_url, wait_for, write_config  # noqa: E402
+from workers.playground.graph_world import GraphWorld  # noqa: E402
 
 if TYPE_CHECKING:
     from workers.runtime.private_redis import PrivateRedis

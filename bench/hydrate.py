@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import requests
 
 from bench.common import messaging_body, table
-from tests.fake_graph import FakeGraphServer, GraphWorld
 from tests.harness import RelayProcess, wait_for, write_config
+from workers.playground.graph_server import FakeGraphServer
+from workers.playground.graph_world import GraphWorld
 
 CALLS_PER_SECOND = 2.0
 NAIVE_INTERVAL = 1 / CALLS_PER_SECOND + 0.06  # the same safety margin as workers/state/budgets.py

@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 
 from bench.common import JsonlTail, table  # noqa: E402
-from tests.fake_graph import NEWEST_WITH_DETAILS, FakeGraphServer, GraphWorld  # noqa: E402
 from tests.harness import GraphBackedRelay, RelayProcess  # noqa: E402
+from workers.playground.graph_server import FakeGraphServer  # noqa: E402
+from workers.playground.graph_world import NEWEST_WITH_DETAILS, GraphWorld  # noqa: E402
 from workers.state.budgets import PACING_MARGIN_MS  # noqa: E402
 
 PAGE, TOKEN = "100000000000071", "token-100000000000071"

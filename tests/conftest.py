@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import redis
 
-# Tests import tests.fake_graph and tests.harness as modules of this package.
+# Tests import workers.playground.graph_world and tests.harness as modules of this package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fake_graph import FakeGraphServer, GraphWorld
 from tests.harness import REDIS
+from workers.playground.graph_server import FakeGraphServer
+from workers.playground.graph_world import GraphWorld
 from workers.state import Store
 
 PAGE, TOKEN = "P1", "token-p1"

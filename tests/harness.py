@@ -174,7 +174,7 @@ class GraphBackedRelay:
 
     def __init__(self, world, accounts: list[dict], *, broker_url: str = "", extra: dict | None = None,
                  handlers: list[dict] | None = None, run_args: tuple[str, ...] = ()):
-        from tests.fake_graph import FakeGraphServer
+        from workers.playground.graph_server import FakeGraphServer
 
         self.world, self.accounts, self.extra, self.handlers = world, accounts, extra, handlers
         self.run_args = run_args

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from tests.cli_run import cli
-from tests.fake_graph import FakeGraphServer, GraphWorld
 from tests.harness import SECRET, VERIFY_TOKEN, write_config
 from workers.connect.checks import NEEDED_FIELDS
 from workers.errors import GraphPermanent, GraphTokenInvalid
 from workers.graph import GraphClient
+from workers.playground.graph_server import FakeGraphServer
+from workers.playground.graph_world import GraphWorld
 
 PAGE, TOKEN = "100200300400500", "page-token-100-secret"
 OTHER, OTHER_TOKEN = "600700800900100", "page-token-600-secret"

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from tests.fake_graph import FakeGraphServer, GraphWorld
 from tests.harness import FIXTURES, TEST_REDIS, RelayProcess, redis_url, wait_for, write_config
 from workers.ingest.parse import parse_envelope
+from workers.playground.graph_server import FakeGraphServer
+from workers.playground.graph_world import GraphWorld
 
 WEBHOOKS = sorted((FIXTURES / "webhooks").glob("*.json"))
 PAGE = "111899832631525"

@@ -5,8 +5,8 @@ worker runs."""
 from __future__ import annotations
 
 from tests.cli_run import cli
-from tests.fake_graph import GraphWorld
 from tests.harness import GraphBackedRelay, wait_for
+from workers.playground.graph_world import GraphWorld
 
 PAGE, TOKEN = "P1", "token-P1-secret"
 

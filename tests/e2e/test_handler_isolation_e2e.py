@@ -11,9 +11,9 @@ import pytest
 
 from tests.e2e.test_handlers_e2e import PAGE, TOKEN, _envelope, _events, _ids, _item, _now_ms, _user
 from tests.e2e.test_handlers_e2e import _cli as cli
-from tests.fake_graph import GraphWorld
 from tests.harness import GraphBackedRelay, wait_for
 from tests.unit.test_http_deadline import Silent
+from workers.playground.graph_world import GraphWorld
 
 HUNG = {"type": "http", "name": "hung", "timeout": 1, "pause_after": 3, "pause_for": 2,
         "max_age": 8, "kinds": ["read"]}

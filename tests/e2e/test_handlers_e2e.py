@@ -22,9 +22,9 @@ import psutil
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.fake_graph import GraphWorld
 from tests.harness import ROOT, GraphBackedRelay, read_jsonl, redis_url, wait_for
 from workers.ingest.parse import parse_envelope
+from workers.playground.graph_world import GraphWorld
 from workers.records import DeliveryQueue, Event
 
 PAGE = "3100000000000001"

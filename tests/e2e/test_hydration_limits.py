@@ -4,8 +4,8 @@ throttling, transient errors, invalid tokens, appsecret_proof."""
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.fake_graph import GraphWorld
 from tests.harness import GraphBackedRelay, message_body, redis_url, wait_for
+from workers.playground.graph_world import GraphWorld
 from workers.state import Store
 
 FAST = {"hydration": {"coalesce_seconds": 0.3, "throttle_seconds": 1.0, "paused_recheck_seconds": 0.5}}

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.fake_graph import GraphWorld
 from tests.harness import SECRET, VERIFY_TOKEN, GraphBackedRelay, message_body, wait_for
 from workers.crypto import Codec, DecryptError, new_key
 from workers.inbox.database import INBOX_FILE, Inbox
+from workers.playground.graph_world import GraphWorld
 from workers.state import Store
 
 PAGE, TOKEN, USER = "777001", "PAGE-TOKEN-5f1c9e", "U-sec"

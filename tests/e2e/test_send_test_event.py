@@ -12,12 +12,13 @@ import sys
 import pytest
 
 from tests.cli_run import cli
-from tests.fake_graph import FakeGraphServer, GraphWorld
 from tests.harness import ROOT, SECRET, VERIFY_TOKEN, GraphBackedRelay, RelayProcess, wait_for, write_config
 from webhook_app.signature import sign, verify
 from workers.connect.probe import probe_tokens
 from workers.connect.samples import KINDS, TEXT, build_delivery, signed_headers, wire_bytes
 from workers.ingest.parse import parse_envelope
+from workers.playground.graph_server import FakeGraphServer
+from workers.playground.graph_world import GraphWorld
 from workers.runtime.config import settings_from_dict
 
 PAGE, IG, TOKEN = "100200300400500", "17841400123456789", "page-token-secret-100"

@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from tests.fake_graph import GraphWorld
 from tests.harness import ROOT, GraphBackedRelay, wait_for
+from workers.playground.graph_world import GraphWorld
 
 PAGE, TOKEN = "606060", "token-606"
 

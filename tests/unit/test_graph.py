@@ -4,11 +4,12 @@ import json
 
 import pytest
 
-from tests.fake_graph import FakeGraphServer, GraphWorld
 from tests.harness import FIXTURES
 from workers.errors import GraphPermanent, GraphRetryable, GraphThrottled, GraphTokenInvalid
 from workers.graph import GraphClient, appsecret_proof, classify, usage_backoff
 from workers.graph_page import Page
+from workers.playground.graph_server import FakeGraphServer
+from workers.playground.graph_world import GraphWorld
 
 EXPECTED = {
     "fbmsgr_error_613_rate_limit.json": GraphThrottled,

@@ -74,7 +74,7 @@ FLOORS = {
     3.1: ("workers.hydration",),
     3.2: ("workers.ingest",),
     3.3: ("workers.sync",),
-    4: ("workers.runtime", "workers.tasks", "workers.celery_app"),
+    4: ("workers.runtime", "workers.tasks", "workers.celery_app", "workers.playground"),
     5: ("workers.cli", "webhook_app"),
 }
 SHARED_FLOORS = {1, 2, 4, 5}

@@ -1,6 +1,6 @@
 """The hydration planner in-process: which one Graph call it makes, and what that call settles.
 
-The Graph API is the HTTP stand-in (tests/fake_graph.py) on 127.0.0.1; the store is a prefixed
+The Graph API is the HTTP stand-in (workers/playground/graph_world.py) on 127.0.0.1; the store is a prefixed
 namespace of the machine's Redis. No Celery: these are the stage's plain functions.
 """
 
@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from tests.fake_graph import GraphWorld
 from workers.graph import GraphClient
 from workers.hydration.pending import Pending
 from workers.hydration.planner import BEYOND_NEWEST, hydrate_account
 from workers.hydration.reader import ConversationReader
+from workers.playground.graph_world import GraphWorld
 from workers.records import Event
 from workers.settings import Account
 

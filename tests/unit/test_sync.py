@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from tests.fake_graph import GraphWorld
 from tests.harness import in_process_runtime
 from workers.graph import GraphClient
 from workers.hydration.pending import Pending
 from workers.ingest.parse import parse_envelope
 from workers.ingest.route import route
+from workers.playground.graph_world import GraphWorld
 from workers.records import HydrationQueue
 from workers.runtime.config import settings_from_dict
 from workers.stage import Runtime

@@ -12,10 +12,11 @@ count against the conversations rate limit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from tests.fake_graph import GraphWorld
+from workers.playground.graph_errors import error, no_object
+
+GraphWorld = Any  # a workers.playground.graph_world.GraphWorld (which imports this module)
 
 # The Page webhook fields Meta accepts that a messaging app may ask for.
 PAGE_FIELDS = frozenset({
@@ -35,13 +36,11 @@ def is_setup_path(world: GraphWorld, parts: list[str]) -> bool:
 def answer_setup(world: GraphWorld, method: str, parts: list[str], query: dict,
                  page_id: str) -> tuple[int, dict]:
     """Answer a set-up request of the page whose token asks."""
-    from tests.fake_graph import _error, _no_object
-
     if parts[0] != page_id:
-        return _no_object(parts[0])
+        return no_object(parts[0])
     if len(parts) == 1:
         if method != "GET":
-            return 400, _error(100, "Unsupported post request.", "GraphMethodException", 33)
+            return 400, error(100, "Unsupported post request.", "GraphMethodException", 33)
         page = {"id": page_id, "name": world.page_names.get(page_id, f"Test Page {page_id}")}
         wanted = query.get("fields", "id,name").split(",")
         return 200, {key: value for key, value in page.items() if key in wanted}
@@ -54,15 +53,13 @@ def answer_setup(world: GraphWorld, method: str, parts: list[str], query: dict,
 
 
 def _subscribe(world: GraphWorld, query: dict, page_id: str) -> tuple[int, dict]:
-    from tests.fake_graph import _error
-
     given = [field.strip() for field in query.get("subscribed_fields", "").split(",") if field.strip()]
     if not given:
-        return 400, _error(100, "(#100) The parameter subscribed_fields is required", "OAuthException")
+        return 400, error(100, "(#100) The parameter subscribed_fields is required", "OAuthException")
     unknown = [field for field in given if field not in PAGE_FIELDS]
     if unknown:
         allowed = ", ".join(sorted(PAGE_FIELDS))
         message = f'(#100) Param subscribed_fields[0] must be one of {{{allowed}}} - got "{unknown[0]}"'
-        return 400, _error(100, message, "OAuthException")
+        return 400, error(100, message, "OAuthException")
     world.subscriptions[page_id] = list(dict.fromkeys(given))
     return 200, {"success": True}

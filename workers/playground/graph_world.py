@@ -4,14 +4,14 @@ Conversations API reads (`/{page}/conversations`, `/{conversation}`, `/{message}
 `messages.limit(N){...}` fields, cursor paging, details for the 20 newest messages only, a per-account
 rate limit (code 613), injected transient 500s (code 2), invalid tokens (code 190),
 `appsecret_proof` checks and usage headers. It counts every call so tests and benchmarks can.
-The Page node and its `subscribed_apps` edge (GET and POST) are in `tests/fake_graph_pages.py`.
+The Page node and its `subscribed_apps` edge (GET and POST) are in `graph_pages.py`, the HTTP
+server in `graph_server.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import random
 import re
 import threading
@@ -19,10 +19,9 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
-from tests.fake_graph_pages import answer_setup, is_setup_path
+from workers.playground.graph_errors import error, no_object
+from workers.playground.graph_pages import answer_setup, is_setup_path
 
 NEWEST_WITH_DETAILS = 20
 DEFAULT_PAGE = 25
@@ -125,18 +124,18 @@ class GraphWorld:
     def _answer(self, path: str, query: dict, token: str, method: str) -> tuple[int, dict]:
         page_id = self.tokens.get(token)
         if page_id is None or token in self.revoked:
-            return 400, _error(190, "Error validating access token: The session has been invalidated.",
+            return 400, error(190, "Error validating access token: The session has been invalidated.",
                                "OAuthException", 460)
         if self.app_secret and query.get("appsecret_proof") != _proof(self.app_secret, token):
-            return 400, _error(100, "API calls from the server require an appsecret_proof argument",
+            return 400, error(100, "API calls from the server require an appsecret_proof argument",
                                "GraphMethodException")
         parts = path.strip("/").split("/")
         if is_setup_path(self, parts):
             return answer_setup(self, method, parts, query, page_id)
         if method != "GET":
-            return 400, _error(100, "Unsupported post request.", "GraphMethodException", 33)
+            return 400, error(100, "Unsupported post request.", "GraphMethodException", 33)
         if self._over_limit(page_id):
-            return 400, _error(613, "Calls to this API have exceeded the rate limit",
+            return 400, error(613, "Calls to this API have exceeded the rate limit",
                                "FacebookApiException")
         if self.transient_rate and self.random.random() < self.transient_rate:
             message = "An unexpected error has occurred. Please retry your request later."
@@ -170,11 +169,11 @@ class GraphWorld:
                 return 200, self._conversation_node(conversation, query.get("fields", ""))
         if len(parts) == 1 and parts[0] in self.messages:
             return self._message(parts[0], page_id)
-        return _no_object(parts[-1])
+        return no_object(parts[-1])
 
     def _conversations(self, page_id: str, query: dict) -> dict:
         if self.refuse_listing and not query.get("user_id"):
-            return _error(1, "Please reduce the amount of data you're asking for, then retry your request",
+            return error(1, "Please reduce the amount of data you're asking for, then retry your request",
                           "OAuthException")
         platform = query.get("platform", "messenger")
         found = [c for c in self.conversations.values() if c.page_id == page_id and c.platform == platform
@@ -204,30 +203,17 @@ class GraphWorld:
     def _message(self, mid: str, page_id: str) -> tuple[int, dict]:
         conversation, message = self.messages[mid]
         if conversation.page_id != page_id or conversation.messages.index(message) >= NEWEST_WITH_DETAILS:
-            return _no_object(mid)
+            return no_object(mid)
         return 200, dict(message)
 
 
 def _page(items: list[dict], query: dict, *, limit: int) -> dict:
     start = int(query.get("after", "0") or 0)
     chunk = items[start:start + limit]
-    paging = {"cursors": {"before": str(start), "after": str(start + len(chunk))}}
+    paging: dict[str, object] = {"cursors": {"before": str(start), "after": str(start + len(chunk))}}
     if start + limit < len(items):
         paging["next"] = f"?after={start + len(chunk)}&limit={limit}"
     return {"data": chunk, "paging": paging}
-
-
-def _error(code: int, message: str, kind: str, subcode: int | None = None) -> dict:
-    error = {"message": message, "type": kind, "code": code, "fbtrace_id": "AFakeTrace"}
-    if subcode is not None:
-        error["error_subcode"] = subcode
-    return {"error": error}
-
-
-def _no_object(object_id: str) -> tuple[int, dict]:
-    return 400, _error(100, f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot "
-                            "be loaded due to missing permissions, or does not support this operation",
-                       "GraphMethodException", 33)
 
 
 def _proof(secret: str, token: str) -> str:
@@ -236,59 +222,3 @@ def _proof(secret: str, token: str) -> str:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
-
-
-class FakeGraphServer:
-    """Serves a GraphWorld on 127.0.0.1 at an ephemeral port; use as a context manager."""
-
-    def __init__(self, world: GraphWorld):
-        self.world = world
-        handler = type("Handler", (_Handler,), {"world": world})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        # A short poll interval: shutting down waits for the next poll.
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-
-    def __enter__(self) -> FakeGraphServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    world: GraphWorld
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self._respond("GET")
-
-    def do_POST(self) -> None:
-        self._respond("POST")
-
-    def _respond(self, method: str) -> None:
-        url = urlparse(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        form = self.rfile.read(length).decode() if length else ""  # a form body, as SDKs send it
-        query = {k: v[0] for k, v in parse_qs(f"{form}&{url.query}").items()}
-        path = re.sub(r"^/v\d+\.\d+", "", url.path)
-        bearer = self.headers.get("Authorization", "")
-        token = bearer[len("Bearer "):] if bearer.startswith("Bearer ") else query.get("access_token", "")
-        status, body, headers = self.world.answer(path, query, token, method)
-        if self.world.latency:
-            time.sleep(self.world.latency)  # a stand-in for Meta's response time, not a wait for a result
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args) -> None:
-        pass

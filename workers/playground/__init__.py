@@ -1,0 +1,1 @@
+"""The playground: inbox-relay with a Graph API stand-in, to watch hydration and sync without Meta."""
