@@ -133,10 +133,38 @@ def run(config, host, port, web_workers, concurrency, accept_inbox_loss, log_lev
     Ready when it prints 'inbox-relay ready' (its web answers, and so do the broker and store);
     Ctrl-C or SIGTERM stops every process it started.
     """
+    port_free_or_exit(host, port)
+    _run(config, host, port, web_workers, concurrency, accept_inbox_loss, log_level, log_format)
+
+
+@main.command()
+@click.option("--dir", "directory", default="playground", show_default=True,
+              type=click.Path(file_okay=False), help="Where it keeps its configuration, inbox and events.")
+@click.option("--port", default=8000, show_default=True, help="Port of the webhook.")
+@click.option("--graph-port", default=0, help="Port of the Graph API stand-in  [default: any free one]")
+@log_options
+def playground(directory, port, graph_port, log_level, log_format) -> None:
+    """`run` against a Graph API stand-in, to watch hydration, sync and the sweep without Meta.
+
+    The stand-in (in this process, on 127.0.0.1) serves one Page with Messenger and Instagram
+    conversations; the configuration it writes into DIR points at it. `send-test-event
+    --config DIR/inbox-relay.toml` then sends messages the stand-in knows, so they arrive hydrated.
+    """
+    from pathlib import Path
+
+    from workers.playground.setup import banner, start_stand_in
+
+    port_free_or_exit("127.0.0.1", port)
+    config, server = start_stand_in(Path(directory), graph_port)
+    for line in banner(config, server, port):
+        click.echo(line)
+    _run(str(config), "127.0.0.1", port, 2, 2, False, log_level, log_format)
+
+
+def _run(config, host, port, web_workers, concurrency, accept_inbox_loss, log_level, log_format) -> None:
     from workers.connect.probe import probe_tokens_in_background
     from workers.runtime.supervisor import run as supervise
 
-    port_free_or_exit(host, port)
     settings, owned = _prepared(config, log_level, log_format, accept_inbox_loss=accept_inbox_loss,
                                 owns_redis=True)
     clear_metrics(settings)  # counts start with the run; `web` and `worker` alone keep theirs

@@ -11,9 +11,19 @@ import requests
 
 from workers.cli.common import Duration, config_option, settings_or_exit, when
 from workers.connect.arrival import JsonlWatch, jsonl_file, wait_for_records
-from workers.connect.samples import KINDS, PLATFORMS, build_delivery, signed_headers, wire_bytes
+from workers.connect.samples import (
+    KINDS,
+    PLATFORMS,
+    TEXT,
+    build_delivery,
+    known_text,
+    signed_headers,
+    wire_bytes,
+)
 from workers.crypto import Codec
 from workers.ingest.parse import parse_envelope
+from workers.playground.seed import TOKEN as PLAYGROUND_TOKEN
+from workers.playground.seed import ask_for_known_message
 from workers.settings import Settings
 from workers.state import Store
 from workers.urls import shown
@@ -36,8 +46,11 @@ STAND_IN_IDS = {"messenger": "111899832631525", "instagram": "17841400000000000"
               help="Wait until the events reach the jsonl handler; print their records.")
 @click.option("--timeout", type=Duration(), default="60", show_default=True, metavar="SECONDS",
               help="How long --wait waits (90, 2m, ...).")
+@click.option("--known/--unknown", default=None,
+              help="Text messages the Graph API stand-in knows, so that they arrive hydrated "
+                   "[default: --known with the playground's configuration]")
 def send_test_event(config: str | None, kind: str, platform: str, url: str, count: int, wait: bool,
-                    timeout: float) -> None:
+                    timeout: float, known: bool | None) -> None:
     """Post a test delivery of KIND, signed with the first app secret, to the webhook.
 
     \b
@@ -54,7 +67,12 @@ def send_test_event(config: str | None, kind: str, platform: str, url: str, coun
     if kind == "edit" and platform == "instagram":
         raise click.UsageError("Meta sends message edits on Messenger only")
     account_id = _entry_id(settings, platform)
-    envelopes = [build_delivery(kind, platform, account_id) for _ in range(count)]
+    if known is None:
+        known = kind == "text" and any(a.access_token == PLAYGROUND_TOKEN for a in settings.accounts)
+    if known and kind != "text":
+        raise click.UsageError("--known sends text messages only")
+    build = _known_builder(settings, platform, account_id) if known else build_delivery
+    envelopes = [build(kind, platform, account_id) for _ in range(count)]
     event_ids = [e.id for envelope in envelopes for e in parse_envelope(envelope)]
     watch = _watch(settings, envelopes) if wait else None
     rejected = sum(not _post(settings, url, envelope, kind, n, count) for n, envelope in enumerate(envelopes))
@@ -62,6 +80,22 @@ def send_test_event(config: str | None, kind: str, platform: str, url: str, coun
         raise click.ClickException(f"{rejected} of {count} deliveries were not accepted")
     if watch is not None:
         _wait(watch, event_ids, timeout, why=lambda: _hydration_trouble(settings, account_id))
+
+
+def _known_builder(settings: Settings, platform: str, account_id: str) -> Callable[[str, str, str], dict]:
+    """Deliveries of messages the Graph stand-in (the playground's) adds first, then serves."""
+    account = settings.account_for(account_id)
+    if account is None:
+        raise click.UsageError("--known needs an [[accounts]] entry (the playground writes one)")
+
+    def build(kind: str, platform: str, entry_id: str) -> dict:
+        try:
+            mid, user = ask_for_known_message(settings.meta.graph_url, account.access_token, platform, TEXT)
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(f"--known: {settings.meta.graph_url} is no playground stand-in "
+                                       f"({exc}); start `inbox-relay playground`") from None
+        return known_text(platform, entry_id, mid=mid, user=user, text=TEXT)
+    return build
 
 
 def _hydration_trouble(settings: Settings, account_id: str) -> str | None:

@@ -43,6 +43,15 @@ def build_delivery(kind: str, platform: str, account_id: str, *, now_ms: int | N
     return {"object": OBJECTS[platform], "entry": entries}
 
 
+def known_text(platform: str, account_id: str, *, mid: str, user: str, text: str) -> dict:
+    """The delivery of a text message that the Graph API knows (its mid and sender), as the
+    playground's stand-in makes them: hydration finds its details."""
+    now = int(time.time() * 1000)
+    item = {"sender": {"id": user}, "recipient": {"id": account_id}, "timestamp": now,
+            "message": {"mid": mid, "text": text}}
+    return {"object": OBJECTS[platform], "entry": [_entry(account_id, now, [item])]}
+
+
 def _entry(account_id: str, time_ms: int, items: list[dict]) -> dict:
     return {"id": account_id, "time": time_ms, "messaging": items}
 

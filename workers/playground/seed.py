@@ -43,3 +43,16 @@ def add_known_message(world: GraphWorld, token: str, form: dict) -> tuple[int, d
     mid = f"m_playground_{uuid.uuid4().hex}"
     world.add_message(page_id, platform, customer, mid, text=form.get("text", "Hello from the playground"))
     return 200, {"mid": mid, "user_id": customer, "page_id": page_id}
+
+
+def ask_for_known_message(graph_url: str, token: str, platform: str, text: str) -> tuple[str, str]:
+    """Ask the stand-in at `graph_url` for a new customer message it will serve: (mid, sender)."""
+    import requests
+
+    response = requests.post(f"{graph_url.rstrip('/')}{KNOWN_MESSAGES}", timeout=10,
+                             data={"platform": platform, "text": text},
+                             headers={"Authorization": f"Bearer {token}"})
+    body = response.json()
+    if response.status_code != 200:
+        raise ValueError(f"the Graph stand-in refused: {body.get('error', {}).get('message', body)}")
+    return body["mid"], body["user_id"]
