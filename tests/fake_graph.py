@@ -43,6 +43,8 @@ class Conversation:
 class GraphWorld:
     """The accounts, conversations and messages the stand-in serves, and its call log."""
 
+    url: str  # where a FakeGraphServer serves it, set by the fixture that starts one
+
     def __init__(self, *, calls_per_second: float = 2.0, transient_rate: float = 0.0,
                  app_secret: str | None = None, seed: int = 7):
         self.calls_per_second = calls_per_second
@@ -211,7 +213,7 @@ class GraphWorld:
 def _page(items: list[dict], query: dict, *, limit: int) -> dict:
     start = int(query.get("after", "0") or 0)
     chunk = items[start:start + limit]
-    paging = {"cursors": {"before": str(start), "after": str(start + len(chunk))}}
+    paging: dict[str, object] = {"cursors": {"before": str(start), "after": str(start + len(chunk))}}
     if start + limit < len(items):
         paging["next"] = f"?after={start + len(chunk)}&limit={limit}"
     return {"data": chunk, "paging": paging}
