@@ -48,6 +48,12 @@ def wait_for(condition: Callable[[], T | None], *, timeout: float = 20.0, interv
         time.sleep(interval)
 
 
+def present(value: T | None) -> T:
+    """`value`, which the test knows is there (a row it just wrote, a match of a fixed file)."""
+    assert value is not None
+    return value
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -186,8 +192,9 @@ class RelayProcess:
 class GraphBackedRelay:
     """A fake Graph world served over HTTP plus `inbox-relay run` pointed at it; a context manager."""
 
-    def __init__(self, world: GraphWorld, accounts: list[dict], *, broker_url: str = "", extra: dict | None = None,
-                 handlers: list[dict] | None = None, run_args: tuple[str, ...] = ()):
+    def __init__(self, world: GraphWorld, accounts: list[dict], *, broker_url: str = "",
+                 extra: dict | None = None, handlers: list[dict] | None = None,
+                 run_args: tuple[str, ...] = ()):
         from tests.fake_graph import FakeGraphServer
 
         self.world, self.accounts, self.extra, self.handlers = world, accounts, extra, handlers
