@@ -22,7 +22,8 @@ def _component(relay: RelayProcess, needle: str) -> psutil.Process | None:
     """The outermost process of the run whose command line contains `needle`."""
     for process in psutil.Process(present(relay.process).pid).children(recursive=True):
         try:
-            if needle in " ".join(process.cmdline()) and needle not in " ".join(present(process.parent()).cmdline()):
+            command = " ".join(process.cmdline())
+            if needle in command and needle not in " ".join(present(process.parent()).cmdline()):
                 return process
         except (psutil.ZombieProcess, psutil.NoSuchProcess):
             continue  # killed and not yet reaped

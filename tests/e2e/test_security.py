@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from tests.fake_graph import GraphWorld
-from tests.harness import GraphBackedRelay, SECRET, VERIFY_TOKEN, message_body, present, wait_for
+from tests.harness import SECRET, VERIFY_TOKEN, GraphBackedRelay, message_body, present, wait_for
 from workers.crypto import Codec, DecryptError, new_key
 from workers.inbox.database import INBOX_FILE, Inbox
 from workers.state import Store

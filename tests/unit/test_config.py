@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import present
 from workers.errors import ConfigError
 from workers.runtime.config import load_settings, settings_from_dict
-from tests.harness import present
 
 MINIMAL = {"meta": {"app_secrets": ["s1"], "verify_token": "v"}}
 

@@ -71,4 +71,5 @@ def test_an_interrupted_leader_fails_its_batch_and_strands_nobody(tmp_path):
     commit = GroupCommit(inbox.append_many, gather)
     with pytest.raises(KeyboardInterrupt):
         commit.append(b"interrupted")
-    assert present(inbox.get(commit.append(b"next"))).body == b"next", "the next append leads a commit of its own"
+    next_row = present(inbox.get(commit.append(b"next")))
+    assert next_row.body == b"next", "the next append leads a commit of its own"
