@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -139,7 +140,10 @@ class Cluster:
         for proc in [*self.webs, *self.workers]:
             proc.start()
         for url in self.health_urls():
-            wait_for(lambda u=url: _answers(lambda: requests.get(u, timeout=1).ok), timeout=60, message=url)
+            def healthy(url: str = url) -> bool:
+                return _answers(lambda: requests.get(url, timeout=1).ok)
+
+            wait_for(healthy, timeout=60, message=url)
 
     def health_urls(self) -> list[str]:
         return [f"http://127.0.0.1:{port}/healthz" for port in self.web_ports]
@@ -290,7 +294,8 @@ class Receipts:
 def whereabouts(cluster: Cluster, ids: set[str]) -> Counter:
     """Where undelivered events wait: the queue kind in Redis (with the hydration step), or nowhere."""
     client, found = redis.Redis.from_url(cluster.redis_url, decode_responses=True), {}
-    for queue in client.smembers("inbox-relay:queues"):
+    # decode_responses=True: members are str (redis-py's types do not follow that flag)
+    for queue in cast("set[str]", client.smembers("inbox-relay:queues")):
         stage, *_, owner = queue.split("|")
         for item_id, body in client.hgetall(f"inbox-relay:qi:{queue}").items():
             step = f" ({json.loads(body).get('step')})" if stage == "h" else ""
@@ -357,10 +362,10 @@ def start_fault(args: argparse.Namespace, cluster: Cluster, load: Load) -> fault
 
 def hung_report(load: Load, cluster: Cluster, receipts: Receipts, accepted: list) -> None:
     """The file handler's latency beside the hung http handler, from POST to its receipt."""
-    first = {}
+    first: dict[str, float] = {}
     for record in receipts.records:
         first.setdefault(record["id"], record["at"])
-    latency = {"without a Graph call": [], "all": []}
+    latency: dict[str, list[float]] = {"without a Graph call": [], "all": []}
     for body, role in accepted:
         for event in parsed(body) if role != "poison" else []:
             if event.id in first:
@@ -370,6 +375,7 @@ def hung_report(load: Load, cluster: Cluster, receipts: Receipts, accepted: list
                     latency["without a Graph call"].append(seconds)
     client = redis.Redis.from_url(cluster.redis_url, decode_responses=True)
     letters = client.zcard("inbox-relay:dead-index")
+    assert cluster.hung is not None  # reported only for a run with --hung-http
     print(f"hung http    {cluster.hung.accepted} connections accepted, never answered; "
           f"dead letters {letters}")
     for name, values in latency.items():

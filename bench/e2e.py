@@ -48,13 +48,17 @@ def read_delivery(tag: str, n: int) -> bytes:
 
 def one_at_a_time(relay: RelayProcess, bodies: list[tuple[str, bytes]], field: str) -> list[float]:
     """Seconds from each POST to its record (matched on `field`), one delivery at a time."""
-    tail, seen, latencies = JsonlTail(relay.events_path), set(), []
+    tail, latencies = JsonlTail(relay.events_path), []
+    seen: set[object] = set()
     for key, body in bodies:
         began = time.perf_counter()
         assert relay.post(body)[0] == 200
-        wait_for(lambda key=key: seen.update(r.get(field) for r in tail.read()
-                                             if r.get("hydration") != "pending") or key in seen,
-                 timeout=30, interval=0.002, message=f"the record of {key}")
+
+        def recorded(key: str = key) -> bool:
+            seen.update(r.get(field) for r in tail.read() if r.get("hydration") != "pending")
+            return key in seen
+
+        wait_for(recorded, timeout=30, interval=0.002, message=f"the record of {key}")
         latencies.append(time.perf_counter() - began)
     return latencies
 

@@ -78,7 +78,7 @@ def redis_out_of_memory(client: redis.Redis) -> Iterator[Callable[[], object]]:
 
     def squeeze() -> None:
         used = int(client.info("memory")["used_memory"])
-        limit = int(client.config_get("maxmemory")["maxmemory"]) or used + OOM_MARGIN
+        limit = int(client.config_get("maxmemory")["maxmemory"] or 0) or used + OOM_MARGIN
         client.config_set("maxmemory", min(limit, used + OOM_MARGIN))
 
     client.config_set("maxmemory-policy", "noeviction")
@@ -86,9 +86,10 @@ def redis_out_of_memory(client: redis.Redis) -> Iterator[Callable[[], object]]:
     try:
         yield squeeze
     finally:
-        restore = {k: before[k] for k in ("maxmemory", "maxmemory-policy")}
-        _retry(lambda: client.config_set("maxmemory-policy", restore["maxmemory-policy"])
-               and client.config_set("maxmemory", restore["maxmemory"]), seconds=60)
+        policy, maxmemory = before["maxmemory-policy"], before["maxmemory"]
+        assert policy is not None and maxmemory is not None  # both read by CONFIG GET above
+        _retry(lambda: client.config_set("maxmemory-policy", policy)
+               and client.config_set("maxmemory", maxmemory), seconds=60)
 
 
 def _retry(call: Callable[[], object], seconds: float) -> bool:

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
 
@@ -27,10 +28,16 @@ VERIFY_TOKEN = "test-verify-token"
 TEST_REDIS = "redis://127.0.0.1:6379"
 REDIS = f"{TEST_REDIS}/0"  # the database in-process tests share, each under a key prefix of its own
 
+if TYPE_CHECKING:
+    from workers.playground.graph_world import GraphWorld
+    from workers.state import Store
 
-def wait_for(condition: Callable[[], object], *, timeout: float = 20.0, interval: float = 0.05,
-             message: str = "condition") -> object:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.05,
+             message: str = "condition") -> T:
+    """Poll `condition` until it returns something truthy (so never None); fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -39,6 +46,12 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 20.0, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def present(value: T | None) -> T:
+    """`value`, which the test knows is there (a row it just wrote, a match of a fixed file)."""
+    assert value is not None
+    return value
 
 
 def free_port() -> int:
@@ -108,6 +121,12 @@ def write_config(path: Path, *, graph_url: str, accounts: list[dict], broker_url
 class RelayProcess:
     """`inbox-relay run` on a free port, in a short temp dir (unix socket paths are short)."""
 
+    # Set by whoever starts it (GraphBackedRelay, a test's fixture); unset until then.
+    world: GraphWorld
+    store_url: str
+    store: Store
+    key: str
+
     def __init__(self, config_for: Callable[[Path], Path], *, run_args: tuple[str, ...] = ()):
         self.dir = Path(tempfile.mkdtemp(prefix="ir-", dir="/tmp"))
         self.config = config_for(self.dir)
@@ -131,6 +150,7 @@ class RelayProcess:
         return self
 
     def _healthy(self) -> bool:
+        assert self.process is not None
         if self.process.poll() is not None:
             raise AssertionError(f"inbox-relay exited early:\n{self.log.read_text()[-3000:]}")
         try:
@@ -148,7 +168,7 @@ class RelayProcess:
                 self.process.kill()
         return self.process.returncode if self.process else 0
 
-    def open_store(self, url: str | None = None):
+    def open_store(self, url: str | None = None) -> Store:
         """The system's Store, with the key `run` made for the private Redis (if it made one)."""
         from workers.crypto import Codec
         from workers.state import Store
@@ -172,8 +192,9 @@ class RelayProcess:
 class GraphBackedRelay:
     """A fake Graph world served over HTTP plus `inbox-relay run` pointed at it; a context manager."""
 
-    def __init__(self, world, accounts: list[dict], *, broker_url: str = "", extra: dict | None = None,
-                 handlers: list[dict] | None = None, run_args: tuple[str, ...] = ()):
+    def __init__(self, world: GraphWorld, accounts: list[dict], *, broker_url: str = "",
+                 extra: dict | None = None, handlers: list[dict] | None = None,
+                 run_args: tuple[str, ...] = ()):
         from workers.playground.graph_server import FakeGraphServer
 
         self.world, self.accounts, self.extra, self.handlers = world, accounts, extra, handlers
@@ -195,6 +216,7 @@ class GraphBackedRelay:
         return self.relay
 
     def __exit__(self, *exc) -> None:
+        assert self.relay is not None
         self.relay.cleanup()
         self.server.__exit__()
 

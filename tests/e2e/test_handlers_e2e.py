@@ -22,7 +22,7 @@ import psutil
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.harness import ROOT, GraphBackedRelay, read_jsonl, redis_url, wait_for
+from tests.harness import ROOT, GraphBackedRelay, present, read_jsonl, redis_url, wait_for
 from workers.ingest.parse import parse_envelope
 from workers.playground.graph_world import GraphWorld
 from workers.records import DeliveryQueue, Event
@@ -181,7 +181,7 @@ def test_a_failing_handler_holds_up_no_other(system):
                                  created=(base + offset * 1000) / 1000)
     body = _envelope(*[_item(user, base + o * 1000, message={"mid": f"m-{user}-{o}", "text": f"text {o}"})
                        for o in offsets])
-    events = sorted(_events(body), key=lambda e: e.timestamp)
+    events = sorted(_events(body), key=lambda e: present(e.timestamp))
     expected = [e.id for e in events]
     assert system.post(body)[0] == 200
 

@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 
-from tests.harness import ROOT, RelayProcess, wait_for, write_config
+from tests.harness import ROOT, RelayProcess, present, wait_for, write_config
 from workers.inbox.database import INBOX_FILE, Inbox
 from workers.inbox.relay import Relay
 from workers.inbox.watch import StoreWatch
@@ -32,8 +32,8 @@ def test_the_relay_skips_a_row_it_cannot_publish(tmp_path):
     relay = Relay(inbox, lambda batch: published.extend(d.id for d, _ in batch))
     assert relay.pump() == 2
     assert published == [good]
-    failed = inbox.get(bad)
-    assert failed.failed_at and "not UTF-8" in failed.error
+    failed = present(inbox.get(bad))
+    assert failed.failed_at and "not UTF-8" in (failed.error or "")
     assert inbox.counts() == {"unpublished": 0, "failed": 1}
     assert relay.pump() == 0, "a failed row is not tried again by itself"
 
@@ -47,7 +47,7 @@ def test_failures_reported_by_workers_are_marked_in_their_inbox(tmp_path, store)
     store.failures.record("another-inbox", first, "ValueError: not ours")
     assert watch.collect_failures() == 1 and watch.collect_failures() == 0
     assert [d.id for d in inbox.list(failed=True)] == [second]
-    assert inbox.get(second).error == "ValueError: boom" and inbox.get(first).error is None
+    assert present(inbox.get(second)).error == "ValueError: boom" and present(inbox.get(first)).error is None
     assert store.failures.total() == 2
 
 
@@ -102,7 +102,7 @@ def test_a_delivery_no_worker_confirmed_is_published_again(tmp_path, store):
     inbox.republish([lost])
     assert relay.pump() == 1 and published == [taken, lost, lost]
     assert watch.unconfirmed(now=time.time() + 1, confirm_within=0.0) == [lost], "until confirmed"
-    assert inbox.get(taken).error is None and watch.unconfirmed(now=time.time() - 3600,
+    assert present(inbox.get(taken)).error is None and watch.unconfirmed(now=time.time() - 3600,
                                                                   confirm_within=0.0) == []
 
 

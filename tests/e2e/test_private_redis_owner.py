@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from tests.cli_run import cli
-from tests.harness import ROOT, wait_for, write_config
+from tests.harness import ROOT, present, wait_for, write_config
 from workers.runtime.config import load_settings
 from workers.runtime.private_redis import ensure_embedded_redis, has_owner
 
@@ -79,7 +79,7 @@ def test_status_while_the_private_redis_refuses_writes_reports_it_and_leaves_it_
                                 env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
         assert second.returncode != 0 and "PrivateRedisUnhealthy" in second.stderr
         assert settings.redis_socket.exists()
-        assert [p.pid for p in _redis_servers(config.parent)] == [owned.process.pid]
+        assert [p.pid for p in _redis_servers(config.parent)] == [present(owned.process).pid]
         client.config_set("save", "")  # the disk has room again
         assert client.ping()
     finally:
@@ -90,10 +90,10 @@ def test_status_while_the_private_redis_refuses_writes_reports_it_and_leaves_it_
 
 def test_status_uses_a_redis_another_process_owns_and_leaves_it_running(config):
     settings = load_settings(config)
-    owned = ensure_embedded_redis(settings, daemonize=False)
+    owned = present(ensure_embedded_redis(settings, daemonize=False))
     try:
         assert cli("status", "--config", str(config), cwd=config.parent).returncode == 0
-        assert [p.pid for p in _redis_servers(config.parent)] == [owned.process.pid]
+        assert [p.pid for p in _redis_servers(config.parent)] == [present(owned.process).pid]
         assert redis.Redis(unix_socket_path=str(settings.redis_socket)).ping()
     finally:
         owned.stop()

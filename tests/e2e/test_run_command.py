@@ -5,7 +5,7 @@ import signal
 import psutil
 import pytest
 
-from tests.harness import RelayProcess, wait_for, write_config
+from tests.harness import RelayProcess, present, wait_for, write_config
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -13,7 +13,7 @@ def test_stop_leaves_no_process_behind(signum):
     relay = RelayProcess(lambda d: write_config(d / "c.toml", graph_url="http://127.0.0.1:9", accounts=[]))
     try:
         relay.start()
-        tree = psutil.Process(relay.process.pid).children(recursive=True)
+        tree = psutil.Process(present(relay.process).pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in tree)
         assert "gunicorn" in names and "celery" in names and "redis-server" in names
         assert relay.stop(signum) == 0

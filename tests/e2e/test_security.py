@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.harness import SECRET, VERIFY_TOKEN, GraphBackedRelay, message_body, wait_for
+from tests.harness import SECRET, VERIFY_TOKEN, GraphBackedRelay, message_body, present, wait_for
 from workers.crypto import Codec, DecryptError, new_key
 from workers.inbox.database import INBOX_FILE, Inbox
 from workers.playground.graph_world import GraphWorld
@@ -24,13 +24,13 @@ def test_data_sealed_under_an_old_key_opens_after_rotation(tmp_path):
     inbox = Inbox(tmp_path / INBOX_FILE)
     row = inbox.append(Codec((old,)).seal(TEXT.encode()))
     plain = inbox.append(b'{"written": "before keys were set"}')
-    assert TEXT.encode() not in inbox.get(row).body
+    assert TEXT.encode() not in present(inbox.get(row)).body
     assert inbox.reseal(Codec((new, old))) == 2
     only_new = Codec((new,))
-    assert only_new.open(inbox.get(row).body) == TEXT.encode()
-    assert only_new.open(inbox.get(plain).body) == b'{"written": "before keys were set"}'
+    assert only_new.open(present(inbox.get(row)).body) == TEXT.encode()
+    assert only_new.open(present(inbox.get(plain)).body) == b'{"written": "before keys were set"}'
     with pytest.raises(DecryptError, match="not configured"):
-        Codec((old,)).open(inbox.get(row).body, what="inbox delivery 1")
+        Codec((old,)).open(present(inbox.get(row)).body, what="inbox delivery 1")
 
 
 def test_sealed_data_without_a_key_is_a_clear_error():
@@ -53,7 +53,7 @@ def system(tmp_path_factory):
     world = GraphWorld(calls_per_second=2.0, transient_rate=0.5)  # outages and throttling
     world.add_account(PAGE, TOKEN)
     key = new_key()
-    handlers = [{"type": "jsonl", "path": "out/events.jsonl"},
+    handlers: list[dict] = [{"type": "jsonl", "path": "out/events.jsonl"},
                 {"type": "python", "name": "always_fail", "target": "tests.user_handlers:always_fail",
                  "max_attempts": 1}]
     extra = {"security": {"encryption_keys": [key]},

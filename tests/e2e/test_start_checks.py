@@ -37,8 +37,11 @@ def test_run_is_not_ready_while_its_broker_answers_nothing_and_says_what_it_wait
                                                 broker_url="redis://:hunter2@127.0.0.1:1/0"))
     try:
         relay.start()  # /healthz answers: the web tier is up
-        line = wait_for(lambda: "not ready" in relay.log.read_text() and relay.log.read_text(), timeout=30,
-                        message="the waiting line")
+        def waiting_line() -> str | None:
+            text = relay.log.read_text()
+            return text if "not ready" in text else None
+
+        line = wait_for(waiting_line, timeout=30, message="the waiting line")
         assert "waiting for the store at redis://:***@127.0.0.1:1/0" in line
         assert "inbox-relay ready" not in line and "hunter2" not in line
         assert relay.post(b'{"object": "page", "entry": []}')[0] == 200
@@ -62,6 +65,7 @@ def test_ctrl_c_after_the_reader_of_stdout_went_away_stops_everything_and_frees_
                             "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     try:
+        assert run.stdout is not None
         first = run.stdout.readline()  # what `head -1` reads, then it exits
         run.stdout.close()
         assert "inbox-relay ready" in first
@@ -104,9 +108,12 @@ def test_keys_rotated_while_run_is_up_keep_every_delivery_readable():
     relay = RelayProcess(config_with([old]))
     try:
         relay.start()
+        def events_reach(count: int):
+            return lambda: len(relay.events()) >= count
+
         for n, keys in enumerate(([new, old], [new])):
             assert relay.post(read(n))[0] == 200
-            wait_for(lambda n=n: len(relay.events()) == n + 1, timeout=30, message=f"event {n}")
+            wait_for(events_reach(n + 1), timeout=30, message=f"event {n}")
             stamp = relay.config.stat().st_mtime
             config_with(keys)(relay.dir)
             os.utime(relay.config, (stamp + 2, stamp + 2))  # a distinct mtime, however fast we are

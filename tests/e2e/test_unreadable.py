@@ -10,6 +10,7 @@ import pytest
 
 from tests.cli_run import cli
 from tests.damage import DataDir, garble
+from tests.harness import present
 from webhook_app import create_app
 from workers.crypto import Codec, new_key
 from workers.inbox.database import Inbox
@@ -26,9 +27,10 @@ def test_healthz_and_readyz_agree_that_an_unreadable_inbox_is_not_ok(caplog):
             answers = [(client.get("/healthz"), client.get("/readyz")) for _ in range(3)]
         for health, ready in answers:
             assert health.status_code == 503 and ready.status_code == 503
-            assert health.json["status"] == "inbox unreadable" and "inbox" in health.json["failed"]
-            assert "inbox" in ready.json["failed"]
-            assert str(system.inbox_path) in ready.json["checks"]["inbox"]
+            health_json, ready_json = present(health.json), present(ready.json)
+            assert health_json["status"] == "inbox unreadable" and "inbox" in health_json["failed"]
+            assert "inbox" in ready_json["failed"]
+            assert str(system.inbox_path) in ready_json["checks"]["inbox"]
         assert len([r for r in caplog.records if "cannot be read" in r.getMessage()]) == 1
         assert not [r for r in caplog.records if r.exc_info]
     finally:

@@ -12,7 +12,7 @@ import redis
 from celery import _state as celery_state
 from click.testing import CliRunner
 
-from tests.harness import REDIS, in_process_runtime
+from tests.harness import REDIS, in_process_runtime, present
 from workers.cli import dead_letters as cli_admin
 from workers.cli import deliveries as cli_deliveries
 from workers.cli import status as cli_status
@@ -90,10 +90,10 @@ def rt(tmp_path, store, prefix):
     app = create_celery(settings)
     app.conf.broker_transport_options = {**app.conf.broker_transport_options,
                                          "global_keyprefix": f"{prefix}-celery:"}
-    previous = celery_state._tls.current_app
+    previous = celery_state._tls.current_app  # type: ignore[attr-defined]  # private, not in celery-types
     app.set_current()
     yield in_process_runtime(store, settings, app.send_task)
-    celery_state._set_current_app(previous)
+    celery_state._set_current_app(previous)  # type: ignore[attr-defined]  # private, not in celery-types
 
 
 def published_tasks(prefix: str) -> list[dict]:
@@ -237,7 +237,7 @@ def test_replay_delivery_appends_it_forced(tmp_path):
     inbox.mark_published([original])
     new_id = deliveries.replay_delivery(inbox, original)
     assert new_id != original
-    replayed = inbox.get(new_id)
+    replayed = present(inbox.get(new_id))
     assert replayed.body == envelope_bytes(3) and replayed.force and replayed.published_at is None
     assert [d.id for d in inbox.claim("test")] == [new_id]
     with pytest.raises(AdminError, match="no delivery 999"):
@@ -273,7 +273,7 @@ def test_cli_deliveries(config, tmp_path):
     [row] = json.loads(invoke("dv", "list", "--json", config=config).output)
     assert row["id"] == delivery_id and row["entries"] == 2 and "body" not in row
     replayed = invoke("dv", "replay", str(delivery_id), config=config)
-    assert replayed.exit_code == 0 and inbox.get(delivery_id + 1).force
+    assert replayed.exit_code == 0 and present(inbox.get(delivery_id + 1)).force
     assert invoke("dv", "replay", "999", config=config).exit_code == 1
 
 

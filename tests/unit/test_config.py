@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import present
 from workers.errors import ConfigError
 from workers.runtime.config import load_settings, settings_from_dict
 
@@ -73,8 +74,8 @@ def test_missing_file_and_bad_toml_are_clear(tmp_path: Path):
 def test_instagram_account_maps_to_its_page():
     doc = {**MINIMAL, "accounts": [{"page_id": "1", "instagram_id": "178", "access_token": "t"}]}
     settings = settings_from_dict(doc, env={})
-    assert settings.account_for("178").page_id == "1"
-    assert settings.account_for("1").page_id == "1"
+    assert present(settings.account_for("178")).page_id == "1"
+    assert present(settings.account_for("1")).page_id == "1"
     assert settings.account_for("2") is None
 
 

@@ -16,7 +16,7 @@ from workers.delivery.dispatch import dispatch
 from workers.delivery.drain import drain
 from workers.delivery.plugins import LoadedHandler
 from workers.errors import HandlerRejected
-from workers.records import DeliveryQueue, Event
+from workers.records import DeliveryQueue, Event, Kind
 from workers.runtime.config import settings_from_dict
 from workers.scheduler import DELIVER_TASK
 from workers.settings import HandlerConfig
@@ -48,7 +48,7 @@ class Recorder:
         self.handled.append(event.id)
 
 
-def event(name: str, timestamp: int, customer: str = "c1", kind: str = "message") -> Event:
+def event(name: str, timestamp: int, customer: str = "c1", kind: Kind = "message") -> Event:
     """A settled event from `customer` to the page; its conversation is the customer's."""
     return Event(id=f"evt_{name}", kind=kind, platform="messenger", account_id=PAGE,
                  sender_id=customer, recipient_id=PAGE, timestamp=timestamp, mid=f"m_{name}",

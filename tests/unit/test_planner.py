@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.harness import present
 from workers.graph import GraphClient
 from workers.hydration.pending import Pending
 from workers.hydration.planner import BEYOND_NEWEST, hydrate_account
@@ -52,8 +53,8 @@ def test_several_conversations_are_settled_by_one_listing_call(world, reader, st
     pending = [message(world, f"U{n}", f"m_{n}_{k}") for n in range(4) for k in range(3)]
     outcome = hydrate_account(pending, reader, store.accounts)
     assert paths(world) == [f"/{PAGE}/conversations"]
-    assert sorted(e.mid for e in outcome.settled) == sorted(p.event.mid for p in pending)
-    assert all(e.hydration == "complete" and e.message["message"].startswith("text of")
+    assert sorted(present(e.mid) for e in outcome.settled) == sorted(present(p.event.mid) for p in pending)
+    assert all(e.hydration == "complete" and present(e.message)["message"].startswith("text of")
                for e in outcome.settled)
     assert store.accounts.conversation_id(PAGE, "U2") == world.messages["m_2_0"][0].id
 
@@ -80,7 +81,7 @@ def test_a_message_beyond_the_20_newest_is_unavailable_with_the_webhook_data(wor
     outcome = hydrate_account([old], reader, store.accounts)
     [settled] = outcome.settled
     assert settled.hydration == "unavailable" and settled.hydration_error == BEYOND_NEWEST
-    assert settled.message["message"] == "webhook text"
+    assert present(settled.message)["message"] == "webhook text"
     assert len(world.calls) <= 2, "stops following cursors once the 20 newest are read"
 
 
@@ -100,12 +101,14 @@ def test_a_refused_listing_falls_back_to_one_call_per_conversation(world, reader
     assert outcome.settled == [] and {p.step for p in outcome.redo} == {"by_thread"}
     # As the queue would: what a call did not settle stays pending, at the step it reached.
     queue = {p.event.id: p for p in outcome.redo}
-    settled = []
+    settled: list[Event] = []
     while queue and len(world.calls) < 10:
         outcome = hydrate_account(list(queue.values()), reader, store.accounts)
         queue.update((p.event.id, p) for p in outcome.redo)
-        settled += [queue.pop(e.id) and e for e in outcome.settled]
-    assert sorted(e.mid for e in settled) == ["m_a", "m_b"] and not queue
+        for e in outcome.settled:
+            queue.pop(e.id)
+            settled.append(e)
+    assert sorted(present(e.mid) for e in settled) == ["m_a", "m_b"] and not queue
     assert all(e.hydration == "complete" for e in settled)
 
 

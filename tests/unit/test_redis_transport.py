@@ -17,7 +17,10 @@ def _qos_refused_by_redis() -> GuardedQoS:
     channel.conn_or_acquire.return_value.__enter__.return_value.transaction.side_effect = OOM
     qos = GuardedQoS(channel, prefetch_count=1)
     qos.restore_at_shutdown = False
-    qos._remove_from_indices = mock.Mock(return_value=mock.Mock(execute=mock.Mock(side_effect=OOM)))
+    # kombu's QoS has the method; the celery-types stubs of kombu do not declare it
+    qos._remove_from_indices = mock.Mock(  # type: ignore[attr-defined]
+        return_value=mock.Mock(execute=mock.Mock(side_effect=OOM)))
+    assert qos._delivered is not None  # made by QoS.__init__
     qos._delivered["tag-1"] = mock.Mock()
     assert not qos.can_consume()
     return qos
@@ -35,6 +38,7 @@ def test_a_refused_ack_or_reject_still_frees_the_prefetch_slot(give_back):
 
 def test_a_bug_in_an_ack_is_not_hidden():
     qos = _qos_refused_by_redis()
-    qos._remove_from_indices.return_value.execute.side_effect = redis.ResponseError("WRONGTYPE x")
+    qos._remove_from_indices.return_value.execute.side_effect = (  # type: ignore[attr-defined]  # see above
+        redis.ResponseError("WRONGTYPE x"))
     with pytest.raises(redis.ResponseError):
         qos.ack("tag-1")

@@ -7,6 +7,7 @@ tasks the scheduler sends (name, args, countdown). No worker runs: these are the
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ class Sink:
         raise AssertionError("routing must not call handlers")
 
 
-def handler(name: str, **options: object) -> LoadedHandler:
+def handler(name: str, **options: Any) -> LoadedHandler:
     return LoadedHandler(Sink(name), HandlerConfig(type="test", name=name, **options))
 
 

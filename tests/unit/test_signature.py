@@ -2,14 +2,14 @@ import re
 
 import pytest
 
-from tests.harness import FIXTURES
+from tests.harness import FIXTURES, present
 from webhook_app.signature import SignatureError, sign, verify
 
 
 def _known_answer() -> tuple[str, bytes, str]:
     text = (FIXTURES / "signatures" / "pywa_sha256_real_meta_signed.txt").read_text()
-    secret = re.search(r"app_secret:\s+'([^']+)'", text).group(1)
-    expected = re.search(r"expected_header:\s+(\S+)", text).group(1)
+    secret = present(re.search(r"app_secret:\s+'([^']+)'", text)).group(1)
+    expected = present(re.search(r"expected_header:\s+(\S+)", text)).group(1)
     body = (FIXTURES / "signatures" / "pywa_whatsapp_real_signed_body.bin").read_bytes()
     return secret, body, expected
 

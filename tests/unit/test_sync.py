@@ -130,8 +130,12 @@ def test_throttled_answers_pause_the_sync_which_then_finishes(rt, world):
     world.calls_per_second = 2  # the stand-in allows less than the account is configured for
     build_world(world, 3, 2, start=time.time() - 60)
     waits: list[float] = []
-    job = run_to_end(rt, start_or_resume(rt, PAGE, platform="messenger"),
-                     sleep=lambda s: (waits.append(s), time.sleep(s)))
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    job = run_to_end(rt, start_or_resume(rt, PAGE, platform="messenger"), sleep=sleep)
     assert len(delivered(rt)) == 6 and job.done
     assert world.throttled() == 0 or rt.settings.hydration.throttle_seconds in waits
 

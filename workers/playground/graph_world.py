@@ -42,6 +42,8 @@ class Conversation:
 class GraphWorld:
     """The accounts, conversations and messages the stand-in serves, and its call log."""
 
+    url: str  # where a FakeGraphServer serves it, set by the fixture that starts one
+
     def __init__(self, *, calls_per_second: float = 2.0, transient_rate: float = 0.0,
                  app_secret: str | None = None, seed: int = 7):
         self.calls_per_second = calls_per_second
