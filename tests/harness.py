@@ -231,6 +231,13 @@ def message_body(account: str, user: str, mid: str, *, platform_object: str = "p
     return json.dumps(envelope).replace("/", "\\/").encode()
 
 
+class SentTasks(list):
+    """Stands in for Celery's send_task: records (name, args, countdown)."""
+
+    def __call__(self, name: str, args: tuple, countdown: float) -> None:
+        self.append((name, args, countdown))
+
+
 def in_process_runtime(store, settings, send_task, *, graph=None, handlers=None):
     """A Runtime for in-process tests: `send_task` stands in for Celery (recording, or a real
     app's); handlers are the configured ones unless given; no inline delivery, so that tests see

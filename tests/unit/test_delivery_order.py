@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.harness import in_process_runtime
+from tests.harness import SentTasks, in_process_runtime
 from workers.delivery.dispatch import dispatch
 from workers.delivery.drain import drain
 from workers.delivery.plugins import LoadedHandler
@@ -23,13 +23,6 @@ from workers.settings import HandlerConfig
 from workers.stage import Runtime
 
 PAGE = "P1"
-
-
-class SentTasks(list):
-    """Stands in for Celery's send_task: records (name, args, countdown)."""
-
-    def __call__(self, name: str, args: tuple, countdown: float) -> None:
-        self.append((name, args, countdown))
 
 
 class Recorder:

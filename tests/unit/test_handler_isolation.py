@@ -9,8 +9,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.harness import in_process_runtime, wait_for
-from tests.unit.test_delivery_order import Recorder, SentTasks, event
+from tests.harness import SentTasks, in_process_runtime, wait_for
+from tests.unit.test_delivery_order import Recorder, event
 from workers.cli.status import status_report
 from workers.delivery.dispatch import dispatch
 from workers.delivery.drain import run_queue

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.harness import in_process_runtime
-from tests.unit.test_routing import UNCONFIGURED, SentTasks, handler, runtime, webhook
+from tests.harness import SentTasks, in_process_runtime
+from tests.unit.test_routing import UNCONFIGURED, handler, runtime, webhook
 from workers.ingest.route import route
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import in_process_runtime
+from tests.harness import SentTasks, in_process_runtime
 from workers.delivery.plugins import LoadedHandler
 from workers.hydration.pending import Pending
 from workers.ingest.parse import parse_envelope
@@ -25,13 +25,6 @@ from workers.state import Store
 
 PAGE, UNCONFIGURED = "P1", "P9"
 COALESCE = 0.25
-
-
-class SentTasks(list):
-    """Stands in for Celery's send_task: records (name, args, countdown)."""
-
-    def __call__(self, name: str, args: tuple, countdown: float) -> None:
-        self.append((name, args, countdown))
 
 
 class Sink:
