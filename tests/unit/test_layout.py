@@ -133,3 +133,9 @@ def test_environment_variables_are_named_in_one_module():
                for node in ast.walk(ast.parse(path.read_text()))
                if isinstance(node, ast.Constant) and pattern.match(str(node.value))}
     assert not spelled
+
+
+def test_nothing_imports_the_celery_entry_point():
+    """workers.celery_app builds its app at import (and may start the private Redis): it is for
+    `celery -A` alone; code builds an app with create_celery(settings)."""
+    assert [name for name, imports in GRAPH.items() if "workers.celery_app" in imports] == []
