@@ -244,6 +244,17 @@ def test_replay_delivery_appends_it_forced(tmp_path):
         deliveries.replay_delivery(inbox, 999)
 
 
+
+def test_a_failed_delivery_replayed_no_longer_counts_as_failed_unless_its_replay_fails(tmp_path):
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    failed = inbox.append(envelope_bytes(4))
+    inbox.mark_failed([(failed, "ValueError: bad")])
+    assert inbox.counts()["failed"] == 1 and [d.id for d in inbox.list(failed=True)] == [failed]
+    replay = deliveries.replay_delivery(inbox, failed)
+    assert inbox.counts()["failed"] == 0 and inbox.list(failed=True) == []
+    inbox.mark_failed([(replay, "ValueError: bad again")])
+    assert [d.id for d in inbox.list(failed=True)] == [replay]
+
 # -- the command line -------------------------------------------------------------------------
 @pytest.fixture
 def config(tmp_path):

@@ -30,7 +30,8 @@ CREATE INDEX IF NOT EXISTS unpublished ON deliveries(id) WHERE published_at IS N
 CREATE TABLE IF NOT EXISTS relay_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Added after the first release: inboxes created before get the columns on open.
-COLUMNS = {"failed_at": "REAL", "error": "TEXT", "confirmed_at": "REAL"}
+COLUMNS = {"failed_at": "REAL", "error": "TEXT", "confirmed_at": "REAL", "replayed_as": "INTEGER"}
+STILL_FAILED = "failed_at IS NOT NULL AND replayed_as IS NULL"
 FIELDS = "id, received_at, body, published_at, force, failed_at, error"
 
 
@@ -117,12 +118,16 @@ class Inbox:
         """Record a delivery; when this returns, it survives a crash."""
         return self.append_many([body], force=force)[0]
 
-    def append_many(self, bodies: list[bytes], *, force: bool = False) -> list[int]:
+    def append_many(self, bodies: list[bytes], *, force: bool = False,
+                    replaying: int | None = None) -> list[int]:
         """Record deliveries in one transaction (one fsync); their ids, in order."""
         now = time.time()
         with self._write() as db:
-            return [int(db.execute("INSERT INTO deliveries (received_at, body, force) VALUES (?, ?, ?)",
-                                   (now, body, int(force))).lastrowid or 0) for body in bodies]
+            ids = [int(db.execute("INSERT INTO deliveries (received_at, body, force) VALUES (?, ?, ?)",
+                                  (now, body, int(force))).lastrowid or 0) for body in bodies]
+            if replaying is not None:  # the failed original is the replay's business: no longer failed
+                db.execute("UPDATE deliveries SET replayed_as = ? WHERE id = ?", (ids[0], replaying))
+            return ids
 
     def claim(self, owner: str, *, limit: int = 100, lease: float = 10.0) -> list[Delivery]:
         """Take up to `limit` unpublished deliveries for `lease` seconds, oldest first."""
@@ -186,9 +191,8 @@ class Inbox:
     def counts(self) -> dict[str, int]:
         """How many deliveries wait for the broker, and how many failed."""
         with self._db() as db:
-            waiting, failed = db.execute(
-                "SELECT COUNT(*) FILTER (WHERE published_at IS NULL),"
-                " COUNT(*) FILTER (WHERE failed_at IS NOT NULL) FROM deliveries").fetchone()
+            waiting, failed = db.execute("SELECT COUNT(*) FILTER (WHERE published_at IS NULL), COUNT(*)"
+                                         f" FILTER (WHERE {STILL_FAILED}) FROM deliveries").fetchone()
         return {"unpublished": waiting, "failed": failed}
 
     def unconfirmed(self, *, published_before: float, published_after: float,
@@ -219,7 +223,7 @@ class Inbox:
     def list(self, *, limit: int = 50, since: float | None = None,
              failed: bool = False) -> list[Delivery]:
         """The newest deliveries first (only failed ones if `failed`)."""
-        only_failed = " AND failed_at IS NOT NULL" if failed else ""
+        only_failed = f" AND {STILL_FAILED}" if failed else ""
         with self._db() as db:
             rows = db.execute(f"SELECT {FIELDS} FROM deliveries WHERE received_at >= ?{only_failed}"
                               " ORDER BY id DESC LIMIT ?", (since or 0, limit)).fetchall()

@@ -65,4 +65,4 @@ def replay_delivery(inbox: Inbox, delivery_id: int) -> int:
     delivery = inbox.get(delivery_id)
     if delivery is None:
         raise AdminError(f"no delivery {delivery_id} in the inbox")
-    return inbox.append(delivery.body, force=True)
+    return inbox.append_many([delivery.body], force=True, replaying=delivery_id)[0]
