@@ -24,3 +24,18 @@ def test_the_error_says_what_to_do(doc, message):
     with pytest.raises(ConfigError) as raised:
         settings_from_dict(doc, env={})
     assert str(raised.value) == message
+
+
+def test_a_python_handler_finds_a_module_beside_the_configuration(tmp_path):
+    import uuid
+
+    from workers.delivery.plugins import load_handlers
+    from workers.runtime.config import load_settings
+
+    module = f"mine_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text("seen = []\n\ndef handle(event):\n    seen.append(event)\n")
+    config = tmp_path / "c.toml"
+    config.write_text('[meta]\napp_secrets = ["s"]\nverify_token = "t"\n'
+                      f'[[handlers]]\ntype = "python"\ntarget = "{module}:handle"\n')
+    [loaded] = load_handlers(load_settings(config, env={})).values()
+    assert loaded.handler.function.__module__ == module

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -13,7 +14,10 @@ GROUP = "inbox_relay.handlers"
 
 
 def load_handlers(settings: Settings) -> dict[str, LoadedHandler]:
-    """Instantiate every configured handler; a plugin that does not load stops start-up."""
+    """Instantiate every configured handler; a plugin that does not load stops start-up. Modules
+    beside the configuration file can be imported (`type = "python"`, `target = "mine:handle"`)."""
+    if settings.source is not None and str(settings.source.resolve().parent) not in sys.path:
+        sys.path.append(str(settings.source.resolve().parent))  # after everything installed
     return {config.name: LoadedHandler(_instantiate(config), config) for config in settings.handlers}
 
 
