@@ -99,7 +99,8 @@ def test_subscribe_chosen_fields_leaves_check_failing(tmp_path, world):
 @pytest.mark.parametrize("args, expected", [
     (("--account", "999"), "no [[accounts]] entry with page id 999"),
     (("--account", PAGE, "--fields", "messages,no such"), "expected webhook field names"),
-    (("--account", PAGE, "--fields", "messages,bogus_field"), "Graph error 100"),
+    (("--account", PAGE, "--fields", "messages,bogus_field"), "'bogus_field' is not a Page webhook field"),
+    (("--account", PAGE, "--fields", "message_reeds"), "(did you mean message_reads?)"),
 ])
 def test_subscribe_errors_are_clean(tmp_path, world, args, expected):
     result, output = _run(tmp_path, "subscribe", *args, "--config", str(_config(tmp_path, world)))

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 
 import click
 
 from workers.cli.common import config_option, settings_or_exit
-from workers.connect.checks import NEEDED_FIELDS, describe, graph_client, subscribe, subscribed_fields
+from workers.connect.checks import (
+    NEEDED_FIELDS,
+    PAGE_FIELDS,
+    describe,
+    graph_client,
+    subscribe,
+    subscribed_fields,
+)
 from workers.errors import GraphError
 from workers.settings import Account, Settings
 
@@ -22,6 +30,11 @@ def _fields(ctx: click.Context, param: click.Parameter, value: str | None) -> li
     if not fields or bad:
         raise click.BadParameter(f"expected webhook field names separated by commas, such as "
                                  f"messages,message_reads; got {value!r}")
+    unknown = [f for f in fields if f not in PAGE_FIELDS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(PAGE_FIELDS), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else f"; known: {', '.join(sorted(PAGE_FIELDS))}"
+        raise click.BadParameter(f"{unknown[0]!r} is not a Page webhook field{hint}")
     return fields
 
 

@@ -15,6 +15,11 @@ from workers.settings import Account, Settings
 NEEDED_FIELDS = ("messages", "messaging_postbacks", "message_echoes", "message_reactions",
                  "message_reads", "message_deliveries", "messaging_referrals", "messaging_optins",
                  "messaging_handovers", "message_edits")
+# The Page webhook fields a messaging app may subscribe to (Meta's Webhooks reference, Page object).
+PAGE_FIELDS = frozenset({
+    *NEEDED_FIELDS, "messaging_account_linking", "messaging_game_plays", "messaging_policy_enforcement",
+    "standby", "feed",
+})
 PERMISSION_CODES = {10, 200, 210, 230}  # the token lacks a permission (or a task on the Page)
 
 

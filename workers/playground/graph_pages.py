@@ -14,17 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from workers.connect.checks import PAGE_FIELDS
 from workers.playground.graph_errors import error, no_object
 
 GraphWorld = Any  # a workers.playground.graph_world.GraphWorld (which imports this module)
 
-# The Page webhook fields Meta accepts that a messaging app may ask for.
-PAGE_FIELDS = frozenset({
-    "messages", "messaging_postbacks", "message_echoes", "message_reactions", "message_reads",
-    "message_deliveries", "messaging_referrals", "messaging_optins", "messaging_handovers",
-    "message_edits", "messaging_account_linking", "messaging_game_plays",
-    "messaging_policy_enforcement", "standby", "feed",
-})
 
 
 def is_setup_path(world: GraphWorld, parts: list[str]) -> bool:
