@@ -146,3 +146,22 @@ def test_a_data_dir_that_cannot_be_written_is_named_by_every_command_and_check_f
         assert checked.returncode == 1 and f"FAIL  data_dir: {data_dir} is not writable" in checked.stdout
     finally:
         subprocess.run(["umount", "-l", str(data_dir)], check=False)
+
+
+def test_check_says_when_the_keys_do_not_open_the_inbox(tmp_path):
+    from workers.crypto import Codec, new_key
+    from workers.inbox.database import INBOX_FILE, Inbox
+
+    sealed_with, configured = new_key(), new_key()
+    (tmp_path / "var").mkdir()
+    Inbox(tmp_path / "var" / INBOX_FILE).append(Codec((sealed_with,)).seal(b'{"entry": []}'))
+    config = write_config(tmp_path / "c.toml", graph_url="http://127.0.0.1:9", accounts=[],
+                          handlers=[{"type": "jsonl", "path": str(tmp_path / "events.jsonl")}],
+                          extra={"security": {"encryption_keys": [configured]}})
+    result = cli("check", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 1 and "FAIL  keys: inbox delivery 1 " in result.stdout
+    assert "configure the key it was sealed with" in result.stdout and "Traceback" not in result.stderr
+    config = write_config(tmp_path / "c.toml", graph_url="http://127.0.0.1:9", accounts=[],
+                          handlers=[{"type": "jsonl", "path": str(tmp_path / "events.jsonl")}],
+                          extra={"security": {"encryption_keys": [configured, sealed_with]}})
+    assert "ok    keys: the configured keys open" in cli("check", "--config", str(config), cwd=tmp_path).stdout

@@ -29,7 +29,7 @@ def check(config: str | None) -> None:
     """
     settings = settings_or_exit(config)
     findings = [Finding("configuration", True, f"{settings.source} is valid"), _data_dir_finding(settings),
-                _handlers_finding(settings), *check_settings(settings)]
+                _keys_finding(settings), _handlers_finding(settings), *check_settings(settings)]
     graph = graph_client(settings)
     for account in settings.accounts:
         findings += check_account(graph, account)
@@ -55,6 +55,28 @@ def _data_dir_finding(settings: Settings) -> Finding:
         return Finding("data_dir", False, f"{data_dir} is not writable ({exc.strerror}): make it a "
                                           "directory this user can write, or set [queue] data_dir")
     return Finding("data_dir", True, f"{data_dir} is writable")
+
+
+def _keys_finding(settings: Settings) -> Finding:
+    """The configured keys open what this node's inbox holds (its newest rows)."""
+    from workers.crypto import Codec, DecryptError
+    from workers.inbox.database import INBOX_FILE, Inbox
+
+    path = settings.data_dir / INBOX_FILE
+    if not path.exists():
+        return Finding("keys", True, "no inbox yet: nothing sealed to open")
+    codec = Codec(settings.encryption_keys)
+    try:
+        for delivery in Inbox(path).list(limit=20):
+            codec.open(delivery.body, what=f"inbox delivery {delivery.id}")
+    except DecryptError as exc:
+        return Finding("keys", False, f"{exc}: configure the key it was sealed with (keep old keys "
+                                      "after the new one until `inbox-relay rotate-keys` has run)")
+    except RelayError as exc:  # a damaged inbox: its own words say what to do
+        return Finding("keys", False, str(exc))
+    except OSError as exc:
+        return Finding("keys", False, f"{path} cannot be read ({exc.strerror})")
+    return Finding("keys", True, "the configured keys open the inbox's newest deliveries")
 
 
 def _handlers_finding(settings: Settings) -> Finding:
