@@ -164,4 +164,5 @@ def test_check_says_when_the_keys_do_not_open_the_inbox(tmp_path):
     config = write_config(tmp_path / "c.toml", graph_url="http://127.0.0.1:9", accounts=[],
                           handlers=[{"type": "jsonl", "path": str(tmp_path / "events.jsonl")}],
                           extra={"security": {"encryption_keys": [configured, sealed_with]}})
-    assert "ok    keys: the configured keys open" in cli("check", "--config", str(config), cwd=tmp_path).stdout
+    checked = cli("check", "--config", str(config), cwd=tmp_path)
+    assert "ok    keys: the configured keys open" in checked.stdout
