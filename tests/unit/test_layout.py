@@ -62,7 +62,7 @@ def test_no_module_imports_itself_through_others():
     assert cyclic == []
 
 
-# The floors of workers/ (the design's layers, as the README's code map shows), lowest first; imports only go down.
+# The floors of workers/ (the README's code map), lowest first; imports only go down.
 # Within floors 1, 2 and 4 modules may import each other (the cycle test still holds); the stages
 # of floor 3 import only stages downstream of them: sync -> ingest -> hydration -> delivery.
 FLOORS = {
