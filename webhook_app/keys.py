@@ -8,11 +8,10 @@ one is removed.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from workers.crypto import Codec
-from workers.runtime.config import load_settings
+from workers.runtime.config import load_settings, source_mtime
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,14 +23,14 @@ class CurrentKeys:
     def __init__(self, settings: Settings):
         self.source: Path | None = settings.source
         self.codec = Codec(settings.encryption_keys)
-        self._stamp = _stamp(self.source)
+        self._stamp = source_mtime(self.source)
 
     def seal(self, data: bytes) -> bytes:
         """`data` sealed under the first key the file names now."""
         return self._current().seal(data)
 
     def _current(self) -> Codec:
-        stamp = _stamp(self.source)
+        stamp = source_mtime(self.source)
         if stamp != self._stamp and self.source is not None:
             self._stamp = stamp
             try:
@@ -41,10 +40,3 @@ class CurrentKeys:
                 log.warning("configuration changed but cannot be read (%s); keeping the keys in use",
                             type(exc).__name__)
         return self.codec
-
-
-def _stamp(source: Path | None) -> float | None:
-    try:
-        return os.stat(source).st_mtime if source else None
-    except OSError:
-        return None

@@ -33,6 +33,15 @@ def load_settings(path: str | os.PathLike | None = None, *,
     return settings_from_dict(doc, env=env, source=source)
 
 
+def source_mtime(source: os.PathLike | None) -> float | None:
+    """When the configuration file last changed (None: no file, or unreadable): what a process
+    compares to know that it must read the file again."""
+    try:
+        return os.stat(source).st_mtime if source else None
+    except OSError:
+        return None
+
+
 def settings_from_dict(doc: dict, *, env: Mapping[str, str] | None = None,
                        source: Path | None = None) -> Settings:
     """Validate a parsed configuration document (with env overrides) into Settings."""

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from workers.crypto import Codec
 from workers.delivery.plugins import load_handlers
 from workers.graph import GraphClient
-from workers.runtime.config import load_settings
+from workers.runtime.config import load_settings, source_mtime
 from workers.scheduler import Scheduler, SendTask
 from workers.settings import Settings
 from workers.stage import DELIVER_INLINE_FOR, Runtime
@@ -45,22 +44,15 @@ class RuntimeCache:
         current = self._runtime
         if current is None:
             return self._build(load_settings())
-        if current.settings.source and _mtime(current.settings.source) != self._mtime:
+        if current.settings.source and source_mtime(current.settings.source) != self._mtime:
             log.info("configuration changed; reloading")
             return self._build(load_settings(current.settings.source))
         return current
 
     def _build(self, settings: Settings) -> Runtime:
         replaced = self._runtime
-        self._mtime = _mtime(settings.source)
+        self._mtime = source_mtime(settings.source)
         self._runtime = build_runtime(settings, self.send_task)
         if replaced is not None:  # closed once its successor exists: a failed build keeps it
             replaced.close()
         return self._runtime
-
-
-def _mtime(source: os.PathLike | None) -> float | None:
-    try:
-        return os.stat(source).st_mtime if source else None
-    except OSError:
-        return None
