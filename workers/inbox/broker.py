@@ -44,13 +44,10 @@ def broker_backlog(celery_app: Celery) -> Callable[[], int]:
         connection = held[0]
         try:
             return int(connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count)
-        except connection.channel_errors:
-            # No such queue: Redis keeps no empty list, so none waits (AMQP closed the channel).
-            held.clear()
+        except Exception as exc:
+            held.clear()  # a fresh connection next time: AMQP closes the channel on any error
             connection.release()
-            return 0
-        except Exception:
-            held.clear()
-            connection.release()
+            if isinstance(exc, connection.channel_errors):
+                return 0  # no such queue: Redis keeps no empty list, so none waits
             raise
     return count
