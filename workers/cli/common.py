@@ -101,10 +101,15 @@ def private_redis_for_this_command(settings: Settings) -> None:
             atexit.register(stop_embedded_redis, owned)
 
 
+def store_for(settings: Settings) -> Store:
+    """The shared Store, opening what is sealed with the configured keys."""
+    return Store(settings.redis_store_url, codec=Codec(settings.encryption_keys))
+
+
 def store_or_exit(settings: Settings) -> Store:
     """The shared Store (the private Redis answering, if it is the one), or a clean error."""
     private_redis_for_this_command(settings)
-    store = Store(settings.redis_store_url, codec=Codec(settings.encryption_keys))
+    store = store_for(settings)
     try:
         store.health.ping()
     except redis.RedisError as exc:  # the URL may hold a password: name the setting, not the URL

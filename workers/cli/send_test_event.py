@@ -9,7 +9,7 @@ from collections.abc import Callable
 import click
 import requests
 
-from workers.cli.common import Duration, config_option, settings_or_exit, when
+from workers.cli.common import Duration, config_option, settings_or_exit, store_for, when
 from workers.connect.arrival import JsonlWatch, jsonl_file, wait_for_records
 from workers.connect.samples import (
     KINDS,
@@ -20,12 +20,10 @@ from workers.connect.samples import (
     signed_headers,
     wire_bytes,
 )
-from workers.crypto import Codec
 from workers.ingest.parse import parse_envelope
 from workers.playground.seed import TOKEN as PLAYGROUND_TOKEN
 from workers.playground.seed import ask_for_known_message
 from workers.settings import Settings
-from workers.state import Store
 from workers.urls import shown
 
 DEFAULT_URL = "http://127.0.0.1:8000/webhook"
@@ -71,7 +69,7 @@ def send_test_event(config: str | None, kind: str, platform: str, url: str, coun
         known = kind == "text" and any(a.access_token == PLAYGROUND_TOKEN for a in settings.accounts)
     if known and kind != "text":
         raise click.UsageError("--known sends text messages only")
-    build = _known_builder(settings, platform, account_id) if known else build_delivery
+    build = _known_builder(settings, account_id) if known else build_delivery
     envelopes = [build(kind, platform, account_id) for _ in range(count)]
     event_ids = [e.id for envelope in envelopes for e in parse_envelope(envelope)]
     watch = _watch(settings, envelopes) if wait else None
@@ -82,7 +80,7 @@ def send_test_event(config: str | None, kind: str, platform: str, url: str, coun
         _wait(watch, event_ids, timeout, why=lambda: _hydration_trouble(settings, account_id))
 
 
-def _known_builder(settings: Settings, platform: str, account_id: str) -> Callable[[str, str, str], dict]:
+def _known_builder(settings: Settings, account_id: str) -> Callable[[str, str, str], dict]:
     """Deliveries of messages the Graph stand-in (the playground's) adds first, then serves."""
     account = settings.account_for(account_id)
     if account is None:
@@ -104,8 +102,7 @@ def _hydration_trouble(settings: Settings, account_id: str) -> str | None:
     if account is None:
         return None
     try:
-        store = Store(settings.redis_store_url, codec=Codec(settings.encryption_keys))
-        trouble = store.accounts.graph_trouble(account.page_id)
+        trouble = store_for(settings).accounts.graph_trouble(account.page_id)
     except Exception:  # the store is out of reach: the plain hint has to do
         return None
     if not trouble:
