@@ -75,13 +75,14 @@ def _read_listing(rt: Runtime, job: SyncJob, account: Account, reader: Conversat
     if job.cursor:
         params["after"] = job.cursor
     body = reader.get(account.page_id, params, edge="conversations")
-    for conversation in Page.of(body).nodes:
+    listed = Page.of(body)
+    for conversation in listed.nodes:
         if _listing_ends_at(job, conversation):
             job.listing_done = True
             return
         job.conversations += 1
         _deliver_nested(rt, job, account, conversation)
-    job.cursor = Page.of(body).after
+    job.cursor = listed.after
     job.listing_done = job.cursor is None
 
 
@@ -111,8 +112,9 @@ def _read_older(rt: Runtime, job: SyncJob, account: Account, reader: Conversatio
         log.warning("sync account=%s conversation skipped: %s", account.page_id, exc.where)
         job.older.pop(0)
         return
-    _deliver(rt, job, account, work["conversation"], Page.of(page).nodes)
-    work["after"] = Page.of(page).after
+    listed = Page.of(page)
+    _deliver(rt, job, account, work["conversation"], listed.nodes)
+    work["after"] = listed.after
     if work["after"] is None:
         job.older.pop(0)
 
