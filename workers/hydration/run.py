@@ -88,11 +88,11 @@ def _transient(rt: Runtime, queue: HydrationQueue, account: Account, pending: li
     gives_up_at = first_seen + rt.settings.hydration.max_age
     if time.time() <= gives_up_at:
         delay = backoff(failures)
-        rt.store.accounts.note_graph_trouble(account.page_id, {
+        first = rt.store.accounts.note_graph_trouble(account.page_id, {
             "where": exc.where, "message": exc.message.replace(account.access_token or "\0", "<token>"),
             "at": time.time(), "next_try": time.time() + delay, "gives_up_at": gives_up_at})
-        # The cause once; `status` shows the rest (the latest answer, the next try, the give-up).
-        log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+        # The cause once per outage (until a call succeeds); `status` shows the rest.
+        log.log(logging.WARNING if first else logging.DEBUG,
                 "account=%s Graph API failing (%s %s); retrying, `inbox-relay status` follows it",
                 account.page_id, type(exc).__name__, exc.where)
         return delay

@@ -35,10 +35,13 @@ class AccountState(Concern):
         """Lift a pause."""
         self._redis.delete(self._key("paused", account_id))
 
-    def note_graph_trouble(self, account_id: str, trouble: dict) -> None:
+    def note_graph_trouble(self, account_id: str, trouble: dict) -> bool:
         """What the Graph API answered an account's last failed call (`where`, `message`, `at`,
-        `next_try`, `gives_up_at`), for `status`; kept a day at most."""
-        self._redis.set(self._key("graph-trouble", account_id), self._dump(trouble), ex=DAY)
+        `next_try`, `gives_up_at`), for `status`; kept a day at most. True when it is the first
+        failure since the account's last successful call."""
+        earlier = self._redis.set(self._key("graph-trouble", account_id), self._dump(trouble), ex=DAY,
+                                  get=True)
+        return earlier is None
 
     def graph_trouble(self, account_id: str) -> dict | None:
         """The account's last Graph failure since its last successful call, or None."""
