@@ -158,6 +158,23 @@ def test_a_handler_paused_past_its_max_age_dead_letters_what_waits_without_calli
     assert "paused" in letters[e2.id].error and rt.store.queues.length(DeliveryQueue.of("http", e1).name) == 0
 
 
+def test_a_handler_failing_past_its_max_age_dead_letters_even_while_its_probe_holds_the_slot(make_rt):
+    # A queue that finds the one slot taken by the probe after a pause must not back off for up to
+    # MAX_WAIT and come back later: its events are past max_age, so they go now, without a call.
+    rt = make_rt("http", pause_after=5, max_attempts=100, max_age=0.2)
+    e1, e2 = event("1", 1001), event("2", 1002, customer="c2")
+    handler = failing(rt, "http", e1)
+    dispatch(rt, [e1, e2])
+    drain_as(rt, "http", e1)  # fails once: failing since now, not paused
+    failing_since = rt.store.breakers.state("http").since
+    assert failing_since is not None
+    wait_for(lambda: time.time() - failing_since >= 0.2, timeout=2, message="max_age to pass")
+    assert rt.store.slots.take("http", "probe", limit=1, ttl=LEASE)
+    assert drain_as(rt, "http", e2, task_id="deliver-2")[0] is None  # nothing left to retry
+    letters = {letter.event_id: letter for letter in rt.store.dead_letters.all()}
+    assert set(letters) == {e2.id} and handler.calls == [e1.id]
+
+
 def test_pause_after_zero_never_pauses(make_rt):
     rt = make_rt("http", pause_after=0, max_attempts=100)
     e1 = event("1", 1001)

@@ -37,13 +37,14 @@ def run_queue(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, leas
 
 def wait_out(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, wait: gate.Wait,
              waits: int) -> float | None:
-    """The delay before a queue whose handler may not be called is tried again; a paused handler
-    failing for longer than its `max_age` dead-letters what waits, without a call (None: none left)."""
-    if wait.reason != "paused":
-        return backoff(waits + 1, base=wait.seconds or gate.BUSY_WAIT, cap=MAX_WAIT)
+    """The delay before a queue whose handler may not be called is tried again. A handler failing
+    for longer than its `max_age` dead-letters what waits, without a call (None: none left), both
+    while paused and while the probe after a pause holds its slot."""
     if wait.since is not None and time.time() - wait.since >= loaded.config.max_age:
         _give_up_on(store, loaded, queue, since=wait.since)
         return 0.0 if store.queues.length(queue.name) else None
+    if wait.reason != "paused":
+        return backoff(waits + 1, base=wait.seconds or gate.BUSY_WAIT, cap=MAX_WAIT)
     return wait.seconds * random.uniform(1.0, 1.1)  # queues of one handler do not all wake at once
 
 

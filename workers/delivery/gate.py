@@ -53,7 +53,7 @@ def admit(store: Store, loaded: LoadedHandler, *, lease: float, inline: bool = F
         return Wait("not_inline", 0.0)
     holder = TASK_ID.get()  # a task redelivered after its worker died keeps its own slot
     if not store.slots.take(loaded.name, holder, limit=loaded.config.concurrency, ttl=lease):
-        return Wait("busy", BUSY_WAIT)
+        return Wait("busy", BUSY_WAIT, since=state.since)
     return Pass(holder, state)
 
 
