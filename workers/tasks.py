@@ -1,7 +1,8 @@
 """Celery tasks: thin wrappers that decode, call the stage, and decide whether to retry.
 
-Only what can succeed later is retried: the store or the broker out of reach, a bounded number of
-times, each delay below the visibility timeout. Bad data or a bug fails once, visibly: an ingest
+Only what can succeed later is retried: the store or the broker out of reach, for as long as that
+lasts, each delay below the visibility timeout; waits (for budget, backoff or a handler) are retries
+too, and no number of them is ever a failure. Bad data or a bug fails once, visibly: an ingest
 is reported back to its inbox (`deliveries list --failed`, then `deliveries replay`); a drain task
 logs and gives its queue back to the sweep.
 """

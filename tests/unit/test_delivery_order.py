@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.harness import SentTasks, in_process_runtime
+from tests.harness import SentTasks, in_process_runtime, wait_for
 from workers.delivery.dispatch import dispatch
 from workers.delivery.drain import drain
 from workers.delivery.plugins import LoadedHandler
@@ -145,7 +145,8 @@ def test_after_max_age_since_the_first_failure_the_event_is_dead_lettered(make_r
     recorder(rt, "a").failing[e1.id] = RuntimeError("boom")
     dispatch(rt, [e1, e2])
     assert run(rt, "a", e1) is not None
-    time.sleep(0.06)
+    [(_, first_failure)] = [rt.store.progress.attempts("a", e1.id)]
+    wait_for(lambda: time.time() - first_failure > 0.05, timeout=2, message="max_age to pass")
     assert run(rt, "a", e1) is None
     [letter] = rt.store.dead_letters.all()
     assert (letter.event_id, letter.attempts) == (e1.id, 2)

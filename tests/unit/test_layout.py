@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,16 @@ def test_nothing_imports_the_celery_entry_point():
     """workers.celery_app builds its app at import (and may start the private Redis): it is for
     `celery -A` alone; code builds an app with create_celery(settings)."""
     assert [name for name, imports in GRAPH.items() if "workers.celery_app" in imports] == []
+
+
+def test_no_two_test_files_flush_the_same_redis_database():
+    # Test files run at once (pytest-xdist, one file per worker): a database one file flushes
+    # must be no other file's.
+    pattern = re.compile(r"redis_url\((\d+)\)|TEST_REDIS \+ \"/(\d+)\"")
+    owners: dict[str, set[str]] = {}
+    for path in (ROOT / "tests").rglob("*.py"):
+        for match in pattern.finditer(path.read_text(encoding="utf-8")):
+            owners.setdefault(match.group(1) or match.group(2), set()).add(path.name)
+    assert owners, "no database found: the pattern no longer matches how tests name them"
+    shared = {db: files for db, files in owners.items() if len(files) > 1 or db == "0"}
+    assert not shared, f"databases flushed by more than one file (0 is the prefixed one): {shared}"
