@@ -41,8 +41,10 @@ def test_sync_brings_history_in_once_and_resumes_nothing_new():
         assert {r["source"] for r in records} == {"sync"} and len({r["id"] for r in records}) == 690
         assert sum(r["hydration"] == "complete" for r in records) == 30 * 20
 
-        again = json.loads(_cli(relay, "sync", "--account", PAGE).stdout.strip().splitlines()[-1])
-        assert again["new_messages"] == 0
+        rerun = _cli(relay, "sync", "--account", PAGE)
+        again = json.loads(rerun.stdout.strip().splitlines()[-1])
+        assert again["new_messages"] == 0 and again["calls"] <= 2 and again["updated_since"]
+        assert "reading only the conversations updated in the last" in rerun.stderr
 
         queued = _cli(relay, "sync", "--account", PAGE, "--background")
         assert queued.returncode == 0 and "queued" in queued.stdout

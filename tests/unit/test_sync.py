@@ -65,12 +65,34 @@ def test_sync_reads_every_message_in_few_calls(rt, world):
     assert {e["kind"] for e in events} == {"message", "echo"}
 
 
-def test_a_second_run_sends_nothing_new(rt, world):
+def test_a_second_run_reads_only_what_changed_and_sends_nothing_new(rt, world):
     build_world(world, 5, 25, start=time.time() - HOUR)
-    run_to_end(rt, start_or_resume(rt, PAGE, platform="messenger"))
+    first = run_to_end(rt, start_or_resume(rt, PAGE, platform="messenger"))
     before = sorted(e["id"] for e in delivered(rt))
     again = run_to_end(rt, start_or_resume(rt, PAGE, platform="messenger"))
     assert again.new_messages == 0 and sorted(e["id"] for e in delivered(rt)) == before
+    assert (again.updates_since, again.calls, again.conversations) == (first.started_at - 60, 1, 0)
+    full = run_to_end(rt, start_or_resume(rt, PAGE, platform="messenger", full=True))
+    assert (full.updates_since, full.calls, full.new_messages) == (None, first.calls, 0)
+    assert full.expected == first.conversations == 5  # the progress bar's total
+
+
+def test_a_re_run_reads_the_conversations_updated_since_the_last_sync(rt, world):
+    build_world(world, 5, 3, start=time.time() - HOUR)
+    run_to_end(rt, start_or_resume(rt, PAGE, platform="messenger"))
+    world.add_message(PAGE, "messenger", "U1", "m_late", text="late", created=time.time())
+    again = run_to_end(rt, start_or_resume(rt, PAGE, platform="messenger"))
+    assert (again.conversations, again.new_messages) == (1, 1)
+    assert [e["mid"] for e in delivered(rt)].count("m_late") == 1
+
+
+def test_a_dry_run_gives_the_next_sync_its_total(rt, world):
+    from workers.sync.estimate import estimate
+
+    build_world(world, 7, 2, start=time.time() - HOUR)
+    assert estimate(rt, PAGE, platform="messenger", since=None)["conversations"] == 7
+    assert start_or_resume(rt, PAGE, platform="messenger").expected == 7
+    assert start_or_resume(rt, PAGE, platform="all").expected is None, "another scope: not counted"
 
 
 def test_an_interrupted_sync_goes_on_where_it_stopped(rt, world):
@@ -99,7 +121,7 @@ def test_a_message_that_came_by_webhook_reaches_the_handler_once(rt, world):
     route(rt, parse_envelope(webhook))  # live first: waits in hydration
     job = run_to_end(rt, start_or_resume(rt, PAGE, platform="messenger"), sleep=lambda s: _drain_live(rt))
     assert sorted(e["mid"] for e in delivered(rt)) == ["m_0_0", "m_0_2"], "the sync skipped m_0_1"
-    assert job.new_messages == 2
+    assert (job.new_messages, job.by_webhook) == (2, 1)
     later = {"object": "page", "entry": [{"id": PAGE, "time": 2, "messaging": [
         {"sender": {"id": "U0"}, "recipient": {"id": PAGE}, "timestamp": int(time.time() * 1000),
          "message": {"mid": "m_0_2", "text": "t0.2"}}]}]}

@@ -37,15 +37,20 @@ def _since(value: str | None) -> float | None:
 @click.option("--max-conversations", type=click.IntRange(min=1), help="Stop after this many.")
 @click.option("--dry-run", is_flag=True, help="Count what a sync would read, and the calls it costs.")
 @click.option("--background", is_flag=True, help="Queue the sync as a task; `status` shows it.")
-def sync(config, page_id, platform, since, max_conversations, dry_run, background) -> None:
+@click.option("--full", is_flag=True,
+              help="Read every conversation again, not only those updated since the last sync.")
+def sync(config, page_id, platform, since, max_conversations, dry_run, background, full) -> None:
     """Bring past conversations in: every message becomes an event with "source": "sync".
 
     Messages go through the same deduplication and handlers as live ones: a message that came by
     webhook too reaches each handler once. The 20 newest messages of each conversation come with
     details; older ones with their id and time ("hydration": "unavailable"). Live messages keep
     priority on the account's call budget. Interrupted (Ctrl-C), it goes on where it stopped
-    when run again; run again after it finished, it sends nothing new. Exits 0 once every
-    message is queued for the handlers.
+    when run again. Run again after it finished, it reads only the conversations updated since
+    the last one started (a call or two when none was); --full reads everything again. A message a
+    webhook brought first went to the handlers configured then, and is not delivered again. A dry
+    run counts the conversations, and the sync after it shows a total and an ETA. Exits 0 once
+    every message is queued for the handlers.
     """
     rt = _runtime(settings_or_exit(config))
     if logs.level() != "debug":  # a line per delivered event would bury the progress bar
@@ -54,7 +59,11 @@ def sync(config, page_id, platform, since, max_conversations, dry_run, backgroun
         if dry_run:
             return _dry_run(rt, page_id, platform, since)
         job = start_or_resume(rt, page_id, platform=platform, since=_since(since),
-                              max_conversations=max_conversations)
+                              max_conversations=max_conversations, full=full)
+        if job.updates_since is not None and not job.calls:
+            click.echo(f"{job.page_id} was synced before: reading only the conversations updated in the "
+                       f"last {_ago(job.updates_since)} (about {len(job.scope)} call(s) if none was; "
+                       "--full reads everything again)", err=True)  # stdout: the summary alone
         if background:
             if not background_sync.queue(rt, job):
                 raise click.ClickException(f"a sync of {job.page_id} already runs in the background")
@@ -87,7 +96,10 @@ def _with_progress(rt, job: SyncJob) -> SyncJob:
         bar = progress.add_task(f"sync {job.page_id}", total=None, counts="")
 
         def show(current: SyncJob) -> None:
-            known = current.conversations + (0 if current.listing_done else 25)
+            # The count a dry run or the last full sync made, else what the listing has shown so far
+            counted = current.conversations + (0 if current.listing_done else 25)
+            total = current.expected if current.updates_since is None else None  # a re-run reads few
+            known = max(total or 0, counted) if current.platforms else current.conversations
             progress.update(bar, completed=current.conversations, total=max(known, 1),
                             counts=f"{current.conversations} conversations, {current.messages} "
                                    f"messages, {current.calls} calls")
@@ -100,13 +112,27 @@ def _with_progress(rt, job: SyncJob) -> SyncJob:
 def _summary(job: SyncJob) -> dict:
     elapsed = (job.finished_at or time.time()) - job.started_at
     return {"account": job.page_id, "conversations": job.conversations, "messages": job.messages,
-            "new_messages": job.new_messages, "calls": job.calls, "seconds": round(elapsed, 1)}
+            "new_messages": job.new_messages, "by_webhook": job.by_webhook, "calls": job.calls,
+            "seconds": round(elapsed, 1), "updated_since": job.updates_since}
 
 
 def _line(job: SyncJob) -> str:
     s = _summary(job)
-    return (f"synced {s['conversations']} conversations, {s['messages']} messages "
+    scope = "updated " if job.updates_since is not None else ""
+    line = (f"synced {s['conversations']} {scope}conversations, {s['messages']} messages "
             f"({s['new_messages']} new) in {s['calls']} calls, {s['seconds']}s")
+    if job.by_webhook:
+        line += (f"; {job.by_webhook} had come by webhook first: they went to the handlers configured "
+                 "then and are not delivered again, so a handler added since does not get them")
+    return line
+
+
+def _ago(epoch: float) -> str:
+    seconds = max(0, int(time.time() - epoch))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _dry_run(rt, page_id: str, platform: str, since: str | None) -> None:

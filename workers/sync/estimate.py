@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from workers.errors import AdminError
 from workers.graph_page import Page
 from workers.hydration.reader import NEWEST, ConversationReader
-from workers.sync.run import PLATFORMS
+from workers.sync.run import ESTIMATE, PLATFORMS
 from workers.sync.step import LISTING_LIMIT, OLDER_LIMIT
 from workers.times import to_millis
 
@@ -26,12 +26,15 @@ def estimate(rt: Runtime, page_id: str, *, platform: str, since: float | None) -
         raise AdminError(f"no [[accounts]] entry for {page_id}")
     reader = ConversationReader(account, rt.graph, rt.store.budgets)
     counts: list[int] = []
-    for name in PLATFORMS[platform]:
-        if name == "messenger" or account.instagram_id:
-            counts += _message_counts(rt, reader, name, since)
-    calls = math.ceil(len(counts) / LISTING_LIMIT) * len(PLATFORMS[platform])
+    scope = [name for name in PLATFORMS[platform] if name == "messenger" or account.instagram_id]
+    for name in scope:
+        counts += _message_counts(rt, reader, name, since)
+    calls = math.ceil(len(counts) / LISTING_LIMIT) * len(scope)
     calls += sum(math.ceil(max(0, n - NEWEST) / OLDER_LIMIT) for n in counts)
     seconds = calls * (1 / account.calls_per_second + 0.06)
+    # Kept for the sync that follows: its progress bar then has a total and an ETA.
+    rt.store.sync_jobs.save(account.page_id, ESTIMATE, {"scope": scope, "since": since,
+                                                        "conversations": len(counts)})
     return {"conversations": len(counts), "messages": sum(counts), "calls": calls, "seconds": seconds}
 
 

@@ -22,6 +22,7 @@ class SyncJob:
     page_id: str
     platforms: list[Platform]
     mode: Mode = "sync"
+    scope: list[Platform] = field(default_factory=list)  # the platforms asked for (`platforms` shrinks)
     since: float | None = None           # epoch seconds: stop at conversations not updated since
     max_conversations: int | None = None
     cursor: str | None = None            # the conversation listing's `after` cursor
@@ -30,6 +31,10 @@ class SyncJob:
     conversations: int = 0
     messages: int = 0
     new_messages: int = 0                # not seen before, by webhook or sync
+    by_webhook: int = 0                  # a webhook brought them first: delivered then, not again
+    # A re-run of a finished sync: only conversations updated since that one started are read.
+    updates_since: float | None = None
+    expected: int | None = None          # conversations a dry run or the last full sync counted
     calls: int = 0
     started_at: float = 0.0
     finished_at: float | None = None
@@ -38,6 +43,12 @@ class SyncJob:
     def platform(self) -> Platform | None:
         """The platform being walked, None when every one is done."""
         return self.platforms[0] if self.platforms else None
+
+    @property
+    def listing_floor(self) -> float | None:
+        """Epoch seconds: the listing stops at the first conversation not updated since."""
+        floors = [t for t in (self.since, self.updates_since) if t is not None]
+        return max(floors) if floors else None
 
     @property
     def done(self) -> bool:

@@ -90,8 +90,8 @@ def _listing_ends_at(job: SyncJob, conversation: dict) -> bool:
     """Conversations come most recently updated first: stop at the first one not wanted."""
     if job.max_conversations is not None and job.conversations >= job.max_conversations:
         return True
-    updated = to_millis(conversation.get("updated_time"))
-    return job.since is not None and updated is not None and updated < job.since * 1000
+    updated, floor = to_millis(conversation.get("updated_time")), job.listing_floor
+    return floor is not None and updated is not None and updated < floor * 1000
 
 
 def _deliver_nested(rt: Runtime, job: SyncJob, account: Account, conversation: dict) -> None:
@@ -131,6 +131,7 @@ def _deliver(rt: Runtime, job: SyncJob, account: Account, conversation_id: str,
     sightings = dict(zip((e.id for e in events), claims, strict=True))
     job.messages += len(sightings)
     job.new_messages += sum(1 for seen in sightings.values() if seen == "new")
+    job.by_webhook += sum(1 for seen in sightings.values() if seen == "webhook")
     dispatch(rt, [e for e in events if sightings.get(e.id) in ("new", "again")])
 
 
