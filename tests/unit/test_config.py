@@ -60,6 +60,29 @@ def test_file_paths_are_relative_to_the_file(tmp_path: Path):
     assert settings.handlers[0].options["path"] == str(tmp_path / "out/e.jsonl")
 
 
+def test_the_path_options_a_plugin_declares_are_relative_to_the_file(tmp_path: Path, monkeypatch):
+    # A real distribution on sys.path with an entry point, as `pip install` would leave it.
+    plugins = tmp_path / "site"
+    (plugins / "archive_plugin.py").parent.mkdir()
+    (plugins / "archive_plugin.py").write_text(
+        "class Archive:\n    path_options = ('folder', 'index')\n"
+        "    def __init__(self, *, name, folder, index, url='', path='x'):\n        self.name = name\n"
+        "    def handle(self, event):\n        pass\n")
+    info = plugins / "archive_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: archive-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[inbox_relay.handlers]\narchive = archive_plugin:Archive\n")
+    monkeypatch.syspath_prepend(str(plugins))
+    config = tmp_path / "conf" / "c.toml"
+    config.parent.mkdir()
+    config.write_text('[meta]\napp_secrets=["s"]\nverify_token="v"\n[[handlers]]\ntype="archive"\n'
+                      'folder="media"\nindex="/srv/index.db"\nurl="https://example.com/x"\npath="p"\n')
+    options = load_settings(config, env={}).handlers[0].options
+    assert options["folder"] == str(config.parent / "media")
+    assert options["index"] == "/srv/index.db", "an absolute path stays as it is"
+    assert (options["url"], options["path"]) == ("https://example.com/x", "p"), "not declared: unchanged"
+
+
 def test_missing_file_and_bad_toml_are_clear(tmp_path: Path):
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml", env={})

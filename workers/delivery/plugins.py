@@ -11,6 +11,7 @@ from workers.handler import Handler, LoadedHandler
 from workers.settings import HandlerConfig, Settings
 
 GROUP = "inbox_relay.handlers"
+DEFAULT_PATH_OPTIONS = ("path",)
 
 
 def load_handlers(settings: Settings) -> dict[str, LoadedHandler]:
@@ -31,6 +32,17 @@ def _instantiate(config: HandlerConfig) -> Any:
     if not isinstance(handler, Handler) or not callable(getattr(handler, "handle", None)):
         raise PluginError(f"handler '{config.name}' (type '{config.type}') has no name and handle(event)")
     return handler
+
+
+def path_options(type_name: str) -> tuple[str, ...]:
+    """The options of a handler type that name files, which the configuration makes relative to
+    itself: the type's `path_options` (a class attribute), else `path` alone."""
+    try:
+        factory = _factory(type_name)
+    except PluginError:  # reported when the handlers load, with the installed types
+        return DEFAULT_PATH_OPTIONS
+    declared = getattr(factory, "path_options", DEFAULT_PATH_OPTIONS)
+    return tuple(declared) if isinstance(declared, list | tuple) else DEFAULT_PATH_OPTIONS
 
 
 def _factory(type_name: str):

@@ -12,6 +12,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from workers import environment
+from workers.delivery.plugins import path_options
 from workers.errors import ConfigError
 from workers.settings import HandlerConfig, Settings
 
@@ -110,11 +111,12 @@ def _relative_to(settings: Settings, base: Path) -> Settings:
 
 
 def _handler_relative_to(handler: HandlerConfig, base: Path) -> HandlerConfig:
-    path = handler.options.get("path")
-    if path is None or Path(str(path)).is_absolute():
-        return handler
-    values = {**handler.model_dump(), "path": str(base / str(path))}
-    return HandlerConfig.model_validate(values)
+    """Each option the handler's type declares a path (`path_options`) is made relative to the file."""
+    # base / an absolute path is that path; "~" is the user's home; a URL is left as it is
+    resolved = {name: str(base / Path(value).expanduser()) for name in path_options(handler.type)
+                if isinstance(value := handler.options.get(name), str) and value and "://" not in value}
+    changed = {name: path for name, path in resolved.items() if path != handler.options[name]}
+    return HandlerConfig.model_validate({**handler.model_dump(), **changed}) if changed else handler
 
 
 def _config_error(exc: ValidationError) -> ConfigError:

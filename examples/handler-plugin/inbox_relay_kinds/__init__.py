@@ -14,6 +14,7 @@ class KindsHandler:
     """Appends `<event id> <kind>` to `path` for every event it is given."""
 
     kinds = KINDS
+    path_options = ("path",)  # options naming files: inbox-relay makes them relative to its config
 
     def __init__(self, *, name: str, path: str):
         # Options come from the [[handlers]] table as keyword arguments; a bad one stops start-up.

@@ -13,6 +13,8 @@ from workers.records import Event
 class JsonlHandler:
     """Appends each event as one JSON line; whole lines even with many writer processes."""
 
+    path_options = ("path",)  # relative to the configuration file
+
     def __init__(self, *, name: str = "jsonl", path: str = "./var/events.jsonl", mode: str = "600"):
         self.name = name
         self.path = Path(path)
