@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cli_run import cli
-from tests.harness import SECRET, VERIFY_TOKEN, write_config
+from tests.harness import SECRET, VERIFY_TOKEN, redis_url, write_config
 from workers.connect.checks import NEEDED_FIELDS
 from workers.errors import GraphPermanent, GraphTokenInvalid
 from workers.graph import GraphClient
@@ -116,7 +116,7 @@ def test_subscribe_with_a_revoked_token_names_the_account(tmp_path, world):
 
 def test_a_shared_redis_without_keys_fails_check_unless_plaintext(tmp_path, world):
     world.subscriptions[PAGE] = list(NEEDED_FIELDS)
-    shared = {"broker_url": "redis://127.0.0.1:6379/9"}
+    shared = {"broker_url": redis_url(10)}
     config = _config(tmp_path, world, queue=shared)
     result, output = _run(tmp_path, "check", "--config", str(config))
     assert result.returncode == 1
@@ -151,3 +151,25 @@ def test_graph_client_post_sends_the_token_in_the_header_and_classifies_errors(w
     with pytest.raises(GraphPermanent, match="subscribed_fields is required"):
         client.post(f"{PAGE}/subscribed_apps", token=TOKEN)
     assert [c["method"] for c in world.setup_calls] == ["POST", "POST", "POST"]
+
+
+def test_check_fails_when_the_keys_do_not_open_the_store(tmp_path, world):
+    import time
+
+    from workers.crypto import Codec, new_key
+    from workers.records import DeadLetter
+    from workers.state import Store
+
+    world.subscriptions[PAGE] = list(NEEDED_FIELDS)
+    old, new = new_key(), new_key()
+    url = redis_url(11)
+    Store(url, codec=Codec((old,))).dead_letters.add(DeadLetter(
+        handler="jsonl", event={"id": "evt_1", "kind": "message"}, attempts=1, error="boom",
+        first_failed_at=time.time(), failed_at=time.time()))
+    config = _config(tmp_path, world, queue={"broker_url": url}, security={"encryption_keys": [new]})
+    result, output = _run(tmp_path, "check", "--config", str(config))
+    assert result.returncode == 1 and "FAIL  store keys:" in output and "rotate-keys" in output
+    config = _config(tmp_path, world, queue={"broker_url": url}, security={"encryption_keys": [new, old]})
+    result, output = _run(tmp_path, "check", "--config", str(config))
+    assert result.returncode == 0 and "ok    store keys: the configured keys open the store (1 " in output
+    assert old not in output and new not in output

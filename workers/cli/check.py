@@ -23,13 +23,15 @@ def check(config: str | None) -> None:
     - each account's token reads its page (GET /{page-id}?fields=id,name);
     - each page's app subscription (GET /{page-id}/subscribed_apps) has every webhook field
       inbox-relay needs (fix: `inbox-relay subscribe --account ID`);
-    - a shared Redis has [security] encryption_keys, or plaintext = true.
+    - a shared Redis has [security] encryption_keys, or plaintext = true;
+    - data_dir is writable, and the keys open the inbox and the store (dead letters, queues).
 
     Tokens and secrets are never printed.
     """
     settings = settings_or_exit(config)
     findings = [Finding("configuration", True, f"{settings.source} is valid"), _data_dir_finding(settings),
-                _keys_finding(settings), _handlers_finding(settings), *check_settings(settings)]
+                _keys_finding(settings), _store_keys_finding(settings), _handlers_finding(settings),
+                *check_settings(settings)]
     graph = graph_client(settings)
     for account in settings.accounts:
         findings += check_account(graph, account)
@@ -77,6 +79,27 @@ def _keys_finding(settings: Settings) -> Finding:
     except OSError as exc:
         return Finding("keys", False, f"{path} cannot be read ({exc.strerror})")
     return Finding("keys", True, "the configured keys open the inbox's newest deliveries")
+
+
+def _store_keys_finding(settings: Settings) -> Finding:
+    """The configured keys open what the store holds (dead letters, queued events), if it answers.
+    The private Redis is not started for this: a stopped one holds nothing the keys could miss."""
+    import redis
+
+    from workers.cli.common import store_for
+    from workers.crypto import DecryptError
+
+    try:
+        opened = store_for(settings).open_some()
+    except DecryptError as exc:
+        return Finding("store keys", False, f"{exc}: configure the key it was sealed with (keep old "
+                                            "keys after the new one until `inbox-relay rotate-keys` has run)")
+    except redis.RedisError as exc:
+        if settings.embedded:
+            return Finding("store keys", True, "the private Redis is not running: nothing to open")
+        return Finding("store keys", False, "cannot reach the store (queue.store_url or "
+                                            f"queue.broker_url): {type(exc).__name__}")
+    return Finding("store keys", True, f"the configured keys open the store ({opened} sealed value(s) tried)")
 
 
 def _handlers_finding(settings: Settings) -> Finding:

@@ -47,6 +47,14 @@ class Store:
         self.sightings.ttl = dedup_days * 86400
         self.sync_jobs = SyncJobs(client, keys, codec)
 
+    def open_some(self, limit: int = 20) -> int:
+        """Open a few sealed values of each kind (the newest dead letters, the head of some queues):
+        do the configured keys fit what is stored? How many opened; DecryptError if one does not."""
+        opened = len(self.dead_letters.all(newest=limit))
+        for name in self.queues.names()[:limit]:
+            opened += len(self.queues.peek(name, 1))
+        return opened
+
     def reseal(self) -> int:
         """Seal every stored value that may hold text again under the first key; returns how many."""
         return (self.queues.reseal() + self.dead_letters.reseal() + self.accounts.reseal()

@@ -34,9 +34,10 @@ class DeadLetterStore(Concern):
             pipe.execute()
         return len(stale)
 
-    def all(self) -> list[DeadLetter]:
-        """Every dead letter, oldest failure first."""
-        keys = members(self._redis.zrange(self._key("dead-index"), 0, -1))
+    def all(self, *, newest: int | None = None) -> list[DeadLetter]:
+        """Every dead letter (or the `newest` few), oldest failure first."""
+        start = -newest if newest else 0
+        keys = members(self._redis.zrange(self._key("dead-index"), start, -1))
         if not keys:
             return []
         bodies = self._redis.mget([self._key("dead", key) for key in keys])
