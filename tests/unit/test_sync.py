@@ -113,7 +113,7 @@ def test_since_stops_at_conversations_not_updated_since(rt, world):
     assert job.conversations == 5  # conversations 5..9 had messages after that time
 
 
-def test_a_message_that_came_by_webhook_reaches_the_handler_once(rt, world):
+def test_a_message_that_came_brought_before_reaches_the_handler_once(rt, world):
     build_world(world, 1, 3, start=time.time() - 60)
     webhook = {"object": "page", "entry": [{"id": PAGE, "time": 1, "messaging": [
         {"sender": {"id": "U0"}, "recipient": {"id": PAGE}, "timestamp": int(time.time() * 1000),
@@ -121,7 +121,7 @@ def test_a_message_that_came_by_webhook_reaches_the_handler_once(rt, world):
     route(rt, parse_envelope(webhook))  # live first: waits in hydration
     job = run_to_end(rt, start_or_resume(rt, PAGE, platform="messenger"), sleep=lambda s: _drain_live(rt))
     assert sorted(e["mid"] for e in delivered(rt)) == ["m_0_0", "m_0_2"], "the sync skipped m_0_1"
-    assert (job.new_messages, job.by_webhook) == (2, 1)
+    assert (job.new_messages, job.brought_before) == (2, 1)
     later = {"object": "page", "entry": [{"id": PAGE, "time": 2, "messaging": [
         {"sender": {"id": "U0"}, "recipient": {"id": PAGE}, "timestamp": int(time.time() * 1000),
          "message": {"mid": "m_0_2", "text": "t0.2"}}]}]}

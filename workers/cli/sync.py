@@ -60,10 +60,10 @@ def sync(config, page_id, platform, since, max_conversations, dry_run, backgroun
             return _dry_run(rt, page_id, platform, since)
         job = start_or_resume(rt, page_id, platform=platform, since=_since(since),
                               max_conversations=max_conversations, full=full)
-        if job.updates_since is not None and not job.calls:
+        if job.updates_since is not None and not job.calls:  # on stderr: stdout is for the summary
             click.echo(f"{job.page_id} was synced before: reading only the conversations updated in the "
                        f"last {_ago(job.updates_since)} (about {len(job.scope)} call(s) if none was; "
-                       "--full reads everything again)", err=True)  # stdout: the summary alone
+                       "--full reads everything again, e.g. for a handler added since)", err=True)
         if background:
             if not background_sync.queue(rt, job):
                 raise click.ClickException(f"a sync of {job.page_id} already runs in the background")
@@ -112,7 +112,7 @@ def _with_progress(rt, job: SyncJob) -> SyncJob:
 def _summary(job: SyncJob) -> dict:
     elapsed = (job.finished_at or time.time()) - job.started_at
     return {"account": job.page_id, "conversations": job.conversations, "messages": job.messages,
-            "new_messages": job.new_messages, "by_webhook": job.by_webhook, "calls": job.calls,
+            "new_messages": job.new_messages, "brought_before": job.brought_before, "calls": job.calls,
             "seconds": round(elapsed, 1), "updated_since": job.updates_since}
 
 
@@ -121,9 +121,9 @@ def _line(job: SyncJob) -> str:
     scope = "updated " if job.updates_since is not None else ""
     line = (f"synced {s['conversations']} {scope}conversations, {s['messages']} messages "
             f"({s['new_messages']} new) in {s['calls']} calls, {s['seconds']}s")
-    if job.by_webhook:
-        line += (f"; {job.by_webhook} had come by webhook first: they went to the handlers configured "
-                 "then and are not delivered again, so a handler added since does not get them")
+    if job.brought_before:
+        line += (f"; {job.brought_before} had come by webhook or sweep first: they went to the handlers "
+                 "configured then and are not delivered again, so a handler added since does not get them")
     return line
 
 

@@ -31,7 +31,7 @@ class SyncJob:
     conversations: int = 0
     messages: int = 0
     new_messages: int = 0                # not seen before, by webhook or sync
-    by_webhook: int = 0                  # a webhook brought them first: delivered then, not again
+    brought_before: int = 0              # a webhook or sweep brought them first: delivered then only
     # A re-run of a finished sync: only conversations updated since that one started are read.
     updates_since: float | None = None
     expected: int | None = None          # conversations a dry run or the last full sync counted

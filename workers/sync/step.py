@@ -131,7 +131,7 @@ def _deliver(rt: Runtime, job: SyncJob, account: Account, conversation_id: str,
     sightings = dict(zip((e.id for e in events), claims, strict=True))
     job.messages += len(sightings)
     job.new_messages += sum(1 for seen in sightings.values() if seen == "new")
-    job.by_webhook += sum(1 for seen in sightings.values() if seen == "webhook")
+    job.brought_before += sum(1 for seen in sightings.values() if seen not in ("new", "again"))
     dispatch(rt, [e for e in events if sightings.get(e.id) in ("new", "again")])
 
 
