@@ -6,7 +6,11 @@ configured with calls_per_second = 2.0. The real system runs (`inbox-relay run`,
 `python -m workers.cli sync --account PAGE --config ...` runs as a subprocess (not a terminal: it
 prints one JSON line) and is timed; then the jsonl file is polled until every message is in it.
 
-    cd /work/main && .venv/bin/python bench/sync.py [--quick] [--keep]
+    cd /work/main && .venv/bin/python bench/sync.py [--quick] [--keep] [--login facebook|instagram|both]
+
+`--login instagram` syncs the same history as an Instagram Login account (no Page): its own Graph
+host (a second stand-in, which must be the only one called) and `/me/conversations`; `both` (the
+default) runs the two one after the other, each against the same naive baseline.
 """
 
 from __future__ import annotations
@@ -83,22 +87,24 @@ class Outcome:
 
 
 # -- the world ----------------------------------------------------------------------------
-def build_world(world: GraphWorld, conversations: int, messages: int) -> None:
+def build_world(world: GraphWorld, conversations: int, messages: int, platform: str) -> None:
     """`conversations` conversations of `messages` messages each, a day old and one a second,
     oldest first; every fifth message is the page's reply (an echo)."""
     start = time.time() - 24 * HOUR
     for c in range(conversations):
         user = f"U{c:05d}"
         for m in range(messages):
-            world.add_message(PAGE, "messenger", user, f"m_{c}_{m}", text=f"old {c}.{m}",
+            world.add_message(PAGE, platform, user, f"m_{c}_{m}", text=f"old {c}.{m}",
                               from_id=PAGE if m % 5 == 4 else user, created=start + c * messages + m)
 
 
-def new_world(conversations: int, messages: int, *, calls_per_second: float) -> GraphWorld:
-    """The benchmark's account with its history, at a given rate limit."""
+def new_world(conversations: int, messages: int, *, calls_per_second: float,
+              platform: str = "messenger") -> GraphWorld:
+    """The benchmark's account with its history, at a given rate limit (for Instagram Login, the
+    account id stands for its instagram_id, and the history is its Instagram inbox)."""
     world = GraphWorld(calls_per_second=calls_per_second)
-    world.add_account(PAGE, TOKEN)
-    build_world(world, conversations, messages)
+    world.add_account(PAGE, TOKEN, issued=time.time() - 2 * 86400, expires=time.time() + 58 * 86400)
+    build_world(world, conversations, messages, platform)
     return world
 
 
@@ -166,12 +172,13 @@ def wait_delivered(relay: RelayProcess, expected: int, timeout: float) -> tuple[
     return records, time.monotonic() - began
 
 
-def settle(records: list[dict], messages: int, per_conversation: int) -> tuple[Outcome, list[str]]:
+def settle(records: list[dict], messages: int, per_conversation: int,
+           name: str) -> tuple[Outcome, list[str]]:
     """Counts from the records, and notes on anything unexpected in them."""
     by_id: dict[str, list[dict]] = {}
     for record in records:
         by_id.setdefault(record["id"], []).append(record)
-    outcome = Outcome("inbox-relay sync", messages, delivered=len(by_id),
+    outcome = Outcome(name, messages, delivered=len(by_id),
                       duplicates=len(records) - len(by_id))
     newest_from = per_conversation - NEWEST_WITH_DETAILS
     notes = []
@@ -189,15 +196,26 @@ def settle(records: list[dict], messages: int, per_conversation: int) -> tuple[O
     return outcome, notes
 
 
-def measure_sync(conversations: int, per_conversation: int, keep: bool) -> tuple[Outcome, dict, list[str]]:
+def measure_sync(conversations: int, per_conversation: int, keep: bool,
+                 login: str = "facebook") -> tuple[Outcome, dict, list[str]]:
     """Start the system, run the sync, wait for the handler; (outcome, the sync's JSON line, notes)."""
-    world = new_world(conversations, per_conversation, calls_per_second=CALLS_PER_SECOND)
+    instagram = login == "instagram"
+    world = new_world(conversations, per_conversation, calls_per_second=CALLS_PER_SECOND,
+                      platform="instagram" if instagram else "messenger")
     messages = len(world.messages)
-    accounts = [{"page_id": PAGE, "access_token": TOKEN, "calls_per_second": CALLS_PER_SECOND}]
-    system = GraphBackedRelay(world, accounts)  # jsonl handler to var/events.jsonl
+    if instagram:  # the history is on the Instagram host; the Facebook host must see no call
+        facebook = GraphWorld(calls_per_second=CALLS_PER_SECOND)
+        accounts = [{"login": "instagram", "instagram_id": PAGE, "access_token": TOKEN,
+                     "calls_per_second": CALLS_PER_SECOND}]
+        system = GraphBackedRelay(facebook, accounts, instagram_world=world)
+    else:
+        accounts = [{"page_id": PAGE, "access_token": TOKEN, "calls_per_second": CALLS_PER_SECOND}]
+        system = GraphBackedRelay(world, accounts)  # jsonl handler to var/events.jsonl
     notes: list[str] = []
     try:
         # GraphBackedRelay.__enter__, in steps, so that `finally` cleans up a failed start too.
+        if system.instagram:
+            system.instagram.__enter__()
         system.server.__enter__()
         system.relay = relay = OwnDirRelay(system.write_config)
         began = time.monotonic()
@@ -218,7 +236,9 @@ def measure_sync(conversations: int, per_conversation: int, keep: bool) -> tuple
         print(f"  sync done in {seconds:.1f}s: {json.dumps(summary)}", flush=True)
         records, waited = wait_delivered(relay, messages, timeout=max(60.0, messages / 25))
         print(f"  handler records read {waited:.1f}s after the sync ended", flush=True)
-        outcome, more = settle(records, messages, per_conversation)
+        outcome, more = settle(records, messages, per_conversation, f"inbox-relay sync ({login})")
+        if instagram and (system.world.calls or system.world.setup_calls):
+            more.append(f"{len(system.world.calls)} call(s) went to the Facebook host")
         notes += more
         if outcome.delivered < messages:
             print_diagnosis(relay)
@@ -243,6 +263,8 @@ def measure_sync(conversations: int, per_conversation: int, keep: bool) -> tuple
             system.__exit__(None, None, None)
         else:
             system.server.__exit__()
+        if system.instagram and (keep or system.relay is None):
+            system.instagram.__exit__()
 
 
 def print_diagnosis(relay: RelayProcess) -> None:
@@ -389,14 +411,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="30 conversations instead of 150")
     parser.add_argument("--keep", action="store_true", help="keep the system's directory and log")
+    parser.add_argument("--login", choices=["facebook", "instagram", "both"], default="both",
+                        help="a Page account, an Instagram Login account, or one after the other")
     args = parser.parse_args()
     conversations, per_conversation = (30, 30) if args.quick else (150, 30)
     print(f"1 account, {conversations} conversations x {per_conversation} messages; the stand-in allows "
           f"{CALLS_PER_SECOND:g} calls/s, the account is configured with calls_per_second = "
           f"{CALLS_PER_SECOND:g}", flush=True)
-    ours, summary, notes = measure_sync(conversations, per_conversation, args.keep)
     naive = measure_naive(conversations, per_conversation)
-    sys.exit(0 if report(ours, naive, conversations, per_conversation, summary, notes) else 1)
+    met = True
+    for login in (["facebook", "instagram"] if args.login == "both" else [args.login]):
+        print(f"\n== {login} login", flush=True)
+        ours, summary, notes = measure_sync(conversations, per_conversation, args.keep, login)
+        met = report(ours, naive, conversations, per_conversation, summary, notes) and met
+    sys.exit(0 if met else 1)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,6 @@ USER_VARIABLES = ("INBOX_RELAY_CONFIG", "META_APP_SECRET", "META_VERIFY_TOKEN", 
 def cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """`inbox-relay ARGS` in `cwd`, with none of the user's inbox-relay variables unless in `env`."""
     clean = {k: v for k, v in os.environ.items()
-             if k not in USER_VARIABLES and not k.startswith("META_PAGE_TOKEN_")}
+             if k not in USER_VARIABLES and not k.startswith(("META_PAGE_TOKEN_", "META_IG_TOKEN_"))}
     return subprocess.run([sys.executable, "-m", "workers.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=60, env={**clean, "PYTHONPATH": str(ROOT), **(env or {})})

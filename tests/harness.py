@@ -123,6 +123,7 @@ class RelayProcess:
 
     # Set by whoever starts it (GraphBackedRelay, a test's fixture); unset until then.
     world: GraphWorld
+    instagram_world: GraphWorld  # the Instagram Login host's, when there is one
     store_url: str
     store: Store
     key: str
@@ -194,24 +195,33 @@ class GraphBackedRelay:
 
     def __init__(self, world: GraphWorld, accounts: list[dict], *, broker_url: str = "",
                  extra: dict | None = None, handlers: list[dict] | None = None,
-                 run_args: tuple[str, ...] = ()):
+                 run_args: tuple[str, ...] = (), instagram_world: GraphWorld | None = None):
         from workers.playground.graph_server import FakeGraphServer
 
         self.world, self.accounts, self.extra, self.handlers = world, accounts, extra, handlers
         self.run_args = run_args
         self.server = FakeGraphServer(world)
+        # The Instagram Login host, on a port of its own: what goes to which host is told apart.
+        self.instagram = FakeGraphServer(instagram_world) if instagram_world else None
         self.broker_url = broker_url
         self.relay: RelayProcess | None = None
 
     def write_config(self, directory: Path, accounts: list[dict] | None = None) -> Path:
+        extra = dict(self.extra or {})
+        if self.instagram:
+            extra["meta"] = {**extra.get("meta", {}), "instagram_graph_url": self.instagram.url}
         return write_config(directory / "inbox-relay.toml", graph_url=self.server.url,
                             accounts=accounts or self.accounts, broker_url=self.broker_url,
-                            extra=self.extra, handlers=self.handlers)
+                            extra=extra, handlers=self.handlers)
 
     def __enter__(self) -> RelayProcess:
+        if self.instagram:
+            self.instagram.__enter__()
         self.server.__enter__()
         self.relay = RelayProcess(self.write_config, run_args=self.run_args).start()
         self.relay.world = self.world
+        if self.instagram:
+            self.relay.instagram_world = self.instagram.world
         self.relay.store_url = self.broker_url or f"unix://{self.relay.dir / 'var' / 'redis.sock'}"
         return self.relay
 
@@ -219,6 +229,8 @@ class GraphBackedRelay:
         assert self.relay is not None
         self.relay.cleanup()
         self.server.__exit__()
+        if self.instagram:
+            self.instagram.__exit__()
 
 
 def message_body(account: str, user: str, mid: str, *, platform_object: str = "page",
@@ -238,7 +250,7 @@ class SentTasks(list):
         self.append((name, args, countdown))
 
 
-def in_process_runtime(store, settings, send_task, *, graph=None, handlers=None):
+def in_process_runtime(store, settings, send_task, *, graph=None, handlers=None, instagram_graph=None):
     """A Runtime for in-process tests: `send_task` stands in for Celery (recording, or a real
     app's); handlers are the configured ones unless given; no inline delivery, so that tests see
     each drain task the scheduler starts."""
@@ -249,4 +261,4 @@ def in_process_runtime(store, settings, send_task, *, graph=None, handlers=None)
     scheduler = Scheduler(store.flags, store.queues, send_task, visibility_timeout=60,
                           coalesce_seconds=settings.hydration.coalesce_seconds)
     return Runtime(settings, store, graph, load_handlers(settings) if handlers is None else handlers,
-                   scheduler)
+                   scheduler, instagram_graph=instagram_graph)

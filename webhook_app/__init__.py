@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, *, start_relay: bool = True) ->
     settings = settings or load_settings()
     app = Flask(__name__)
     inbox = Inbox(settings.data_dir / INBOX_FILE)
-    record = GroupCommit(inbox.append_many, event_loop_gathering()).append
+    record = GroupCommit(inbox.append_arrivals, event_loop_gathering()).append
     keys = CurrentKeys(settings)
     state = WebState(settings, inbox, record, _relay_waker(settings, start_relay), keys,
                      Store(settings.redis_store_url, codec=keys.codec))

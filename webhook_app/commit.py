@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
-WriteMany = Callable[[list[bytes]], list[int]]
+Item = TypeVar("Item")  # what one request records: its body, or the body with what else is kept
+WriteMany = Callable[[list[Item]], list[int]]
 
 
 def no_gathering() -> None:
@@ -28,29 +30,29 @@ def event_loop_gathering() -> Callable[[], None]:
     return idle if monkey.is_module_patched("socket") else no_gathering
 
 
-class _Waiter:
+class _Waiter(Generic[Item]):
     """One request's row: filled in (or failed) by whichever request commits it."""
 
-    def __init__(self, body: bytes):
-        self.body = body
+    def __init__(self, item: Item):
+        self.item = item
         self.row_id: int | None = None
         self.error: BaseException | None = None
         self.leads = False  # committing the next batch is this request's job
         self.done = threading.Event()
 
 
-class GroupCommit:
-    """Appends bodies through `write_many`, batching the ones that arrive while a commit runs."""
+class GroupCommit(Generic[Item]):
+    """Appends items through `write_many`, batching the ones that arrive while a commit runs."""
 
-    def __init__(self, write_many: WriteMany, gather: Callable[[], None] = no_gathering):
+    def __init__(self, write_many: WriteMany[Item], gather: Callable[[], None] = no_gathering):
         self.write_many, self.gather = write_many, gather
         self._lock = threading.Lock()
-        self._waiting: list[_Waiter] = []
+        self._waiting: list[_Waiter[Item]] = []
         self._committing = False
 
-    def append(self, body: bytes) -> int:
-        """Record `body`; returns its row id once it is on disk, or raises what the write raised."""
-        waiter = _Waiter(body)
+    def append(self, item: Item) -> int:
+        """Record `item`; returns its row id once it is on disk, or raises what the write raised."""
+        waiter = _Waiter(item)
         with self._lock:
             self._waiting.append(waiter)
             waiter.leads = not self._committing
@@ -66,12 +68,12 @@ class GroupCommit:
 
     def _commit_batch(self) -> None:
         """Write everything waiting (this request's row among it), then pass the lead on."""
-        batch: list[_Waiter] = []
+        batch: list[_Waiter[Item]] = []
         try:
             self.gather()
             with self._lock:
                 batch, self._waiting = self._waiting, []
-            for waiter, row_id in zip(batch, self.write_many([w.body for w in batch]), strict=True):
+            for waiter, row_id in zip(batch, self.write_many([w.item for w in batch]), strict=True):
                 waiter.row_id = row_id
         except BaseException as exc:  # every request of the batch answers 503; none is lost silently
             if not batch:  # interrupted before taking it: fail what waits rather than strand it
@@ -82,7 +84,7 @@ class GroupCommit:
         finally:
             self._hand_over(batch)
 
-    def _hand_over(self, batch: list[_Waiter]) -> None:
+    def _hand_over(self, batch: list[_Waiter[Item]]) -> None:
         """Wake the batch, and the first request that arrived meanwhile to lead the next commit
         (whatever happened to this one: a lead never gets lost)."""
         with self._lock:

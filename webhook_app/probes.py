@@ -17,6 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from webhook_app.state import WebState, web_state
 from workers import environment
+from workers.connect.tokens import token_state
 from workers.runtime.components import board_path, read_board
 
 if TYPE_CHECKING:
@@ -143,3 +144,18 @@ class _GaugeRegistry(CollectorRegistry):
                                     "the broker", value=backlog)
         yield GaugeMetricFamily("inbox_relay_accounts_paused", "Accounts paused for an invalid token",
                                 value=len(_paused_accounts(self.state)))
+        yield _token_expiry(self.state)
+
+
+def _token_expiry(state: WebState) -> GaugeMetricFamily:
+    """Seconds until each Instagram Login token expires, as far as a refresh has told."""
+    gauge = GaugeMetricFamily("inbox_relay_token_expiry_seconds", "Seconds until an Instagram Login "
+                              "account's token expires (known once refreshed)", labels=["account"])
+    for account in state.settings.accounts:
+        try:
+            expires_at = (token_state(state.store, account) or {}).get("expires_at")
+        except Exception:  # the store is down: /readyz says so
+            return gauge
+        if expires_at:
+            gauge.add_metric([account.page_id], float(expires_at) - time.time())
+    return gauge

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Request, Response
 from webhook_app.body import BodyError, envelope_problem, read_body
 from webhook_app.signature import SignatureError, verify
 from webhook_app.state import WebState, web_state
+from workers.inbox.schema import Arrival
 from workers.metrics import ACK_SECONDS, DELIVERIES
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("webhook", __name__)
 
 
+API_VERSION_HEADER = "Facebook-API-Version"
 OUTCOMES = {200: "accepted", 403: "bad_signature", 413: "too_large", 400: "bad_request",
             503: "unavailable"}
 
@@ -110,13 +112,20 @@ def receive(state: WebState, request: Request) -> Response:
     if problem:
         return _error(400, problem)
     try:
-        delivery_id = state.record(state.codec.seal(body))
+        delivery_id = state.record(Arrival(state.codec.seal(body), api_version_of(request)))
     except (sqlite3.Error, OSError) as exc:
         log.error("inbox write failed: %s", type(exc).__name__)
         return _error(503, "cannot record the delivery; retry")
     state.wake_relay()
     log.debug("accepted delivery=%s bytes=%d", delivery_id, len(body))  # the access log has each POST
     return Response("EVENT_RECEIVED", mimetype="text/plain")
+
+
+def api_version_of(request: Request) -> str | None:
+    """The Facebook-API-Version header Meta sends with every delivery (`v27.0`), kept with it.
+    Headers are not signed: anything longer than a version, or not plain ASCII, is left out."""
+    value = request.headers.get(API_VERSION_HEADER, "").strip()
+    return value if 0 < len(value) <= 16 and value.isascii() and value.isprintable() else None
 
 
 @blueprint.app_errorhandler(HTTPException)

@@ -10,6 +10,7 @@ from flask import current_app
 
 from webhook_app.keys import CurrentKeys
 from workers.inbox.database import Inbox
+from workers.inbox.schema import Arrival
 from workers.settings import Settings
 from workers.state import Store
 
@@ -20,7 +21,7 @@ class WebState:
 
     settings: Settings
     inbox: Inbox                        # reads (probes); requests record through `record`
-    record: Callable[[bytes], int]      # a sealed body to the inbox, durably; its row id
+    record: Callable[[Arrival], int]    # a sealed body and its API version, durably; its row id
     wake_relay: Callable[[], None]
     codec: CurrentKeys                  # seals bodies under the keys the file names now
     store: Store

@@ -7,6 +7,7 @@ CONFIG = "INBOX_RELAY_CONFIG"                    # the configuration file, inste
 APP_SECRET = "META_APP_SECRET"                   # comma-separated; replaces [meta] app_secrets
 VERIFY_TOKEN = "META_VERIFY_TOKEN"               # replaces [meta] verify_token
 PAGE_TOKEN_PREFIX = "META_PAGE_TOKEN_"           # + page id: that account's access token
+IG_TOKEN_PREFIX = "META_IG_TOKEN_"               # + instagram id: an Instagram Login account's token
 ENCRYPTION_KEYS = "INBOX_RELAY_ENCRYPTION_KEYS"  # comma-separated; replaces [security] encryption_keys
 BROKER_URL = "INBOX_RELAY_BROKER_URL"            # replaces [queue] broker_url
 

@@ -28,7 +28,8 @@ class GraphClient:
 
     def __init__(self, base_url: str, version: str, *, app_secret: str | None = None,
                  timeout: float = 10.0):
-        self.base = f"{base_url.rstrip('/')}/{version}"
+        self.root = base_url.rstrip("/")
+        self.base = f"{self.root}/{version}"
         self.app_secret = app_secret
         self.timeout = timeout
         self.session = requests.Session()
@@ -38,13 +39,15 @@ class GraphClient:
         self.session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=8))
         self.session.mount("https://", HTTPAdapter(max_retries=retry, pool_maxsize=8))
 
-    def get(self, path: str, *, token: str, params: dict | None = None) -> tuple[dict, float]:
+    def get(self, path: str, *, token: str, params: dict | None = None,
+            versioned: bool = True) -> tuple[dict, float]:
         """GET one object; returns its body and the seconds the usage headers ask us to back off.
 
         The token travels in the Authorization header, never in the URL, which urllib3, proxies
-        and access logs print.
+        and access logs print. `versioned=False`: a path Meta documents without the version
+        (graph.instagram.com/refresh_access_token).
         """
-        return self._request("GET", path, token=token, params=params)
+        return self._request("GET", path, token=token, params=params, versioned=versioned)
 
     def close(self) -> None:
         """Release the pooled connections (the configuration reloaded, or the process stops)."""
@@ -54,13 +57,15 @@ class GraphClient:
         """POST to an edge (parameters in the query string, as Meta documents them); like `get`."""
         return self._request("POST", path, token=token, params=params)
 
-    def _request(self, method: str, path: str, *, token: str, params: dict | None) -> tuple[dict, float]:
+    def _request(self, method: str, path: str, *, token: str, params: dict | None,
+                 versioned: bool = True) -> tuple[dict, float]:
         params = dict(params or {})
         if self.app_secret:
             params["appsecret_proof"] = appsecret_proof(self.app_secret, token)
         endpoint = _endpoint(path)
+        base = self.base if versioned else self.root
         try:
-            response = self.session.request(method, f"{self.base}/{path.lstrip('/')}", params=params,
+            response = self.session.request(method, f"{base}/{path.lstrip('/')}", params=params,
                                             headers={"Authorization": f"Bearer {token}"},
                                             timeout=self.timeout)
         except requests.RequestException as exc:

@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-Kind = Literal["message", "echo", "message_edit", "reaction", "read", "delivery", "postback",
-               "referral", "optin", "handover", "change", "unknown"]
+Kind = Literal["message", "echo", "message_edit", "message_delete", "reaction", "read", "delivery",
+               "postback", "referral", "optin", "handover", "change", "unknown"]
 Platform = Literal["messenger", "instagram"]
 # "pending" only while an event waits for hydration; handlers receive the other three.
 Hydration = Literal["pending", "complete", "unavailable", "not_applicable"]
@@ -40,6 +40,7 @@ class Event:
     raw: Any
     hydration_error: str | None = None
     source: Source = "webhook"
+    api_version: str | None = None  # the delivery's Facebook-API-Version; None for sync and sweep
 
     def to_dict(self) -> dict:
         """The JSON-serialisable event record (`raw` and `message` are shared, not copied)."""

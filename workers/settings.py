@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from workers.account import Account, Section
 from workers.crypto import check_key
 from workers.durations import parse_duration
 from workers.errors import ConfigError
@@ -28,12 +29,6 @@ def _list_as_tuple(value: Any) -> Any:
 Secrets = Annotated[tuple[NonEmpty, ...], BeforeValidator(_list_as_tuple), Field(min_length=1)]
 
 
-class Section(BaseModel):
-    """A table of the file: typed strictly, unknown keys refused, immutable."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
 class MetaSettings(Section):
     """`[meta]`: the app's secrets and the Graph API it talks to."""
 
@@ -42,15 +37,8 @@ class MetaSettings(Section):
     graph_url: str = "https://graph.facebook.com"
     graph_version: str = "v27.0"
     appsecret_proof: bool = False
-
-
-class Account(Section):
-    """`[[accounts]]`: one Facebook Page, optionally with its linked Instagram account."""
-
-    page_id: str
-    access_token: str = ""
-    instagram_id: str | None = None
-    calls_per_second: float = Field(2.0, gt=0)
+    instagram_graph_url: str = "https://graph.instagram.com"  # the host of Instagram Login accounts
+    token_refresh_before: Duration = 10 * 86400.0  # an Instagram user token is refreshed this early
 
 
 class QueueSettings(Section):

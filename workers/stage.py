@@ -10,7 +10,7 @@ from workers.crypto import Codec
 from workers.graph import GraphClient
 from workers.handler import LoadedHandler
 from workers.scheduler import Scheduler
-from workers.settings import Settings
+from workers.settings import Account, Settings
 from workers.state import Store
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,17 @@ class Runtime:
     # Seconds a task may spend delivering the events it has just queued, itself, before it leaves
     # the rest to deliver tasks; 0: a deliver task for every queue (what unit tests observe).
     deliver_inline_for: float = 0.0
+    # The Graph client of Instagram Login accounts (graph.instagram.com): the host and the account
+    # path (`me`) are all that differ; None: the one client serves every account (unit tests).
+    instagram_graph: GraphClient | None = None
+
+    def graph_for(self, account: Account) -> GraphClient:
+        """The Graph client on the account's host."""
+        return self.instagram_graph if account.instagram_login and self.instagram_graph else self.graph
+
+    def token_for(self, account: Account) -> str:
+        """The token the account's calls carry now (see `AccountState.current_token`)."""
+        return self.store.accounts.current_token(account)
 
     def close(self) -> None:
         """Release what this Runtime holds: handlers that have a `close()`, the Graph session.
@@ -43,5 +54,6 @@ class Runtime:
                     close()
                 except Exception as exc:  # a plugin's bug must not stop the reload
                     log.warning("handler=%s close failed: %s", loaded.name, type(exc).__name__)
-        if self.graph is not None:
-            self.graph.close()
+        for graph in (self.graph, self.instagram_graph):
+            if graph is not None:
+                graph.close()

@@ -19,6 +19,7 @@ from celery import Task, current_app, shared_task
 from celery.exceptions import Reject, Retry
 from celery.signals import worker_ready
 
+from workers.connect import tokens
 from workers.delivery.drain import run_queue
 from workers.hydration import run as hydration
 from workers.ingest.parse import parse_envelope
@@ -95,12 +96,16 @@ def later(task: Task, **options: Any) -> Exception:
 
 @shared_task(name=INGEST_TASK, bind=True, base=StageTask)
 def ingest(self: StageTask, delivery_id: int, body: str, force: bool = False,
-           inbox: str | None = None) -> int:
-    """Parse one webhook delivery and route each of its events; returns the event count."""
+           inbox: str | None = None, api_version: str | None = None) -> int:
+    """Parse one webhook delivery and route each of its events; returns the event count.
+
+    `api_version` (the delivery's Facebook-API-Version) comes last and may be missing: messages
+    queued by an earlier release still run."""
     rt = _runtimes.get()
 
     def stage() -> int:
-        events = parse_envelope(json.loads(rt.codec.open_text(body, what=f"delivery {delivery_id}")))
+        envelope = json.loads(rt.codec.open_text(body, what=f"delivery {delivery_id}"))
+        events = parse_envelope(envelope, api_version=api_version)
         where = route(rt, events, force=force)
         if inbox:
             rt.store.intake.confirm(inbox, delivery_id)
@@ -182,11 +187,12 @@ def sync(self: StageTask, page_id: str, mode: str = "sync") -> None:
 
 @shared_task(name=SWEEP_TASK, bind=True, base=StageTask)
 def sweep(self: StageTask) -> int:
-    """Restart drain tasks for queues nobody drains (e.g. after a crash), and start the gap
-    sweeps that are due; repeats every minute."""
+    """Restart drain tasks for queues nobody drains (e.g. after a crash), start the gap sweeps
+    that are due and refresh the Instagram Login tokens that are; repeats every minute."""
     rt = _runtimes.get()
     started = rt.scheduler.restart_orphans(drained_by(rt.handlers))
     sync_runs.start_due_sweeps(rt)
+    tokens.refresh_due(rt)
     # Several workers start sweeps; only the one that takes the flag schedules the next round.
     if rt.store.flags.claim("sweep", ttl=SWEEP_EVERY * 0.9):
         self.apply_async(countdown=SWEEP_EVERY)

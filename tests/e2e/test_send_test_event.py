@@ -19,14 +19,14 @@ from workers.connect.samples import KINDS, TEXT, build_delivery, signed_headers,
 from workers.ingest.parse import parse_envelope
 from workers.playground.graph_server import FakeGraphServer
 from workers.playground.graph_world import GraphWorld
-from workers.runtime.config import settings_from_dict
+from workers.runtime.config import load_settings, settings_from_dict
 
 PAGE, IG, TOKEN = "100200300400500", "17841400123456789", "page-token-secret-100"
 SECRETS = (TOKEN, SECRET, VERIFY_TOKEN)
 FAST = {"hydration": {"coalesce_seconds": 0.3, "paused_recheck_seconds": 0.5}}
 EXPECTED = {"text": ["message"], "attachment": ["message"], "echo": ["echo"], "reaction": ["reaction"],
             "read": ["read"], "postback": ["postback"], "edit": ["message_edit"],
-            "batch": ["message", "reaction", "read", "postback"]}
+            "delete": ["message_delete"], "batch": ["message", "reaction", "read", "postback"]}
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +68,14 @@ def _records(output: str) -> list[dict]:
 @pytest.mark.parametrize("platform, account", [("messenger", PAGE), ("instagram", IG)])
 def test_every_kind_is_answered_200_and_its_record_printed(relay, platform, account):
     kinds = [k for k in KINDS if not (platform == "instagram" and k == "edit")]
+    graph_version = load_settings(relay.config).meta.graph_version  # what each delivery says it is
     for kind, (code, output) in _send_all(relay, platform, kinds).items():
         assert code == 0, output
         assert re.search(rf"^1/1 {kind} \(\d item\(s\)\): 200 EVENT_RECEIVED$", output, re.M), output
         records = _records(output)
         assert [r["kind"] for r in records] == EXPECTED[kind], output
         assert {(r["platform"], r["account_id"]) for r in records} == {(platform, account)}
+        assert {r["api_version"] for r in records} == {graph_version}, "sent as Meta sends it"
         assert records[0] in relay.events()
         if kind in ("text", "batch"):
             assert records[0]["raw"]["message"]["text"] == TEXT  # non-ASCII survives the \\u escapes
@@ -134,8 +136,8 @@ def test_deliveries_are_serialised_and_signed_as_meta_does(kind):
     body = wire_bytes(envelope)
     assert body.isascii() and json.loads(body) == envelope
     assert b"/" not in body.replace(b"\\/", b"")  # every "/" escaped
-    headers = signed_headers(SECRET, body)
-    assert headers["X-Hub-Signature-256"] == sign(SECRET, body)
+    headers = signed_headers(SECRET, body, api_version="v27.0")
+    assert headers["X-Hub-Signature-256"] == sign(SECRET, body) and headers["Facebook-API-Version"] == "v27.0"
     verify(body, headers["X-Hub-Signature-256"], [SECRET])
     entries = envelope["entry"]
     assert {e["id"] for e in entries} == {PAGE} and all(e["time"] > 10**12 for e in entries)

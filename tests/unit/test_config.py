@@ -140,3 +140,8 @@ def test_a_reload_closes_the_handlers_it_replaces(tmp_path, monkeypatch):
     second = cache.get()
     assert second is not first and (buggy.closed, fine.closed) == (True, True)
     assert "buggy" not in second.handlers
+
+
+def test_a_handler_may_take_only_unsends_and_edits():
+    doc = {**MINIMAL, "handlers": [{"type": "jsonl", "kinds": ["message_delete", "message_edit"]}]}
+    assert settings_from_dict(doc, env={}).handlers[0].kinds == ("message_delete", "message_edit")

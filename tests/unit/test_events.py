@@ -96,3 +96,51 @@ def test_unicode_escapes_decode():
 ])
 def test_timestamps_to_millis(value, expected):
     assert to_millis(value) == expected
+
+
+def _instagram(name: str) -> dict:
+    """A chatwoot fixture (its factories leave out `object`) as Instagram sends it."""
+    return {"object": "instagram", **json.loads((FIXTURES / "webhooks" / name).read_bytes())}
+
+
+def _edit(num_edit: int, **edit: object) -> dict:
+    item = {"sender": {"id": "u1"}, "recipient": {"id": "178"}, "timestamp": 1700000000000 + num_edit,
+            "message_edit": {"mid": "m_edited", "num_edit": num_edit, **edit}}
+    return {"object": "instagram", "entry": [{"id": "178", "time": 1, "messaging": [item]}]}
+
+
+def test_an_unsend_is_a_message_delete_with_nothing_to_read():
+    event, = parse_envelope(_instagram("chatwoot_ig_is_deleted.json"))
+    assert (event.kind, event.hydration, event.mid) == ("message_delete", "not_applicable",
+                                                         "message-id-to-delete")
+    assert event.platform == "instagram" and event.raw["message"]["is_deleted"] is True
+
+
+def test_an_unsent_echo_is_a_message_delete_too():
+    envelope = _instagram("chatwoot_ig_is_deleted.json")
+    envelope["entry"][0]["messaging"][0]["message"]["is_echo"] = True
+    assert [e.kind for e in parse_envelope(envelope)] == ["message_delete"]
+
+
+def test_an_edit_waits_for_hydration_like_a_message():
+    event, = parse_envelope(_edit(1))
+    assert (event.kind, event.hydration, event.mid) == ("message_edit", "pending", "m_edited")
+    assert event.message is None, "the text as edited comes from the Graph API"
+
+
+def test_each_edit_of_a_message_is_an_event_of_its_own():
+    first, second = parse_envelope(_edit(1))[0], parse_envelope(_edit(2))[0]
+    assert first.mid == second.mid and first.id != second.id
+    assert parse_envelope(_edit(1))[0].id == first.id, "the same edit delivered twice is one event"
+
+
+def test_every_event_of_a_delivery_carries_its_api_version():
+    envelope = json.loads((FIXTURES / "webhooks" / "m4j_delivery_mids.json").read_bytes())
+    envelope["entry"][0]["messaging"].append({"sender": {"id": "u"}, "recipient": {"id": "p"},
+                                              "timestamp": 1, "read": {"watermark": 1}})
+    events = parse_envelope(envelope, api_version="v27.0")
+    assert len(events) == 2 and {e.api_version for e in events} == {"v27.0"}
+    assert {e.to_dict()["api_version"] for e in events} == {"v27.0"}
+    without = parse_envelope(envelope)
+    assert {e.api_version for e in without} == {None}
+    assert [e.id for e in without] == [e.id for e in events], "the version is no part of the id"

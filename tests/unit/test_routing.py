@@ -65,6 +65,15 @@ def webhook(n: int, kind: str = "message", *, account: str = PAGE, customer: str
     return event
 
 
+def news_about(n: int, of: int, body: dict) -> Event:
+    """The event of a delivery `n` that is about the message of webhook(`of`): an edit or an unsend."""
+    item: dict = {"sender": {"id": "c1"}, "recipient": {"id": PAGE}, "timestamp": 1700000000000 + n}
+    key, value = next(iter(body.items()))
+    item[key] = {"mid": f"m_{of}", **value}
+    [event] = parse_envelope({"object": "page", "entry": [{"id": PAGE, "time": 1, "messaging": [item]}]})
+    return event
+
+
 @pytest.fixture
 def sent():
     return SentTasks()
@@ -124,12 +133,8 @@ def test_a_non_message_event_goes_straight_to_every_accepting_handler(rt, store,
     assert store.queues.length(HydrationQueue(PAGE).name) == 0
 
 
-@pytest.mark.parametrize("message, reason", [
-    (webhook(1, account=UNCONFIGURED), "no [[accounts]] entry for this account id"),
-    (webhook(1, is_deleted=True), "the message was deleted"),
-], ids=["no-account", "deleted"])
-def test_a_message_that_cannot_be_hydrated_is_delivered_at_once_unavailable(rt, store, sent, message,
-                                                                            reason):
+def test_a_message_that_cannot_be_hydrated_is_delivered_at_once_unavailable(rt, store, sent):
+    message, reason = webhook(1, account=UNCONFIGURED), "no [[accounts]] entry for this account id"
     route(rt, [message])
     queue = DeliveryQueue.of("a", message)
     [record] = store.queues.peek(queue.name)
@@ -139,6 +144,28 @@ def test_a_message_that_cannot_be_hydrated_is_delivered_at_once_unavailable(rt, 
     assert store.queues.length(HydrationQueue(message.account_id).name) == 0
     assert (DELIVER_TASK, (queue.name,), 0.0) in sent
     assert all(name == DELIVER_TASK for name, _, _ in sent)
+
+
+def test_an_unsend_goes_straight_to_the_handlers_with_nothing_to_read(rt, store, sent):
+    unsend = news_about(2, of=1, body={"message": {"is_deleted": True}})
+    route(rt, [unsend])
+    [record] = store.queues.peek(DeliveryQueue.of("a", unsend).name)
+    assert (record["kind"], record["hydration"], record["mid"]) == ("message_delete", "not_applicable", "m_1")
+    assert store.queues.length(HydrationQueue(PAGE).name) == 0
+    assert all(name == DELIVER_TASK for name, _, _ in sent)
+
+
+def test_an_edit_of_a_message_a_sync_brought_is_hydrated_not_left_out(rt, store, sent):
+    store.sightings.claim(PAGE, "m_1", "evt_synced_m_1", "sync")
+    edit = news_about(2, of=1, body={"message_edit": {"num_edit": 1}})
+    assert route(rt, [edit]) == {"to hydration": 1}
+    assert queued_ids(store, HydrationQueue(PAGE)) == [edit.id]
+    assert route(rt, [webhook(1)]) == {"already brought by a sync or sweep": 1}, "the message itself is"
+
+
+def test_an_edit_claims_no_message_so_a_later_sync_still_brings_the_message(rt, store, sent):
+    route(rt, [news_about(2, of=1, body={"message_edit": {"num_edit": 1}})])
+    assert not store.sightings.seen(PAGE, "m_1")
 
 
 def test_a_repeated_delivery_every_handler_has_causes_no_work(rt, store, sent):

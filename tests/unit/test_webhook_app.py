@@ -46,6 +46,17 @@ def test_signed_delivery_is_recorded_byte_for_byte(app):
     assert _recorded(app) == [body]
 
 
+@pytest.mark.parametrize("header, kept", [
+    ({"Facebook-API-Version": "v27.0"}, "v27.0"), ({}, None),
+    ({"Facebook-API-Version": "v27.0" * 10}, None), ({"Facebook-API-Version": "v27\x01"}, None),
+], ids=["sent", "absent", "too-long", "control-character"])
+def test_the_api_version_header_is_recorded_with_the_delivery(app, header, kept):
+    body = (FIXTURES / "webhooks" / "botman_text.json").read_bytes()
+    assert _post(app.test_client(), body, **header).status_code == 200
+    [delivery] = app.extensions["inbox_relay"].inbox.list()
+    assert (delivery.body, delivery.api_version) == (body, kept)
+
+
 def test_second_secret_is_accepted(app):
     body = (FIXTURES / "webhooks" / "genies_text_unicode_escaped.json").read_bytes()
     assert _post(app.test_client(), body, secret="instagram-secret").status_code == 200

@@ -4,13 +4,15 @@ subscribed to the webhook fields inbox-relay needs, is a shared Redis encrypted.
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
-from workers.cli.common import config_option, settings_or_exit
+from workers.cli.common import config_option, settings_or_exit, when
 from workers.connect.checks import Finding, check_account, check_settings, graph_client, redact
+from workers.connect.tokens import known_token, token_state
 from workers.errors import RelayError
-from workers.settings import Settings
+from workers.settings import Account, Settings
 
 
 @click.command("check")
@@ -32,9 +34,10 @@ def check(config: str | None) -> None:
     findings = [Finding("configuration", True, f"{settings.source} is valid"), _data_dir_finding(settings),
                 _keys_finding(settings), _store_keys_finding(settings), _handlers_finding(settings),
                 *check_settings(settings)]
-    graph = graph_client(settings)
     for account in settings.accounts:
-        findings += check_account(graph, account)
+        graph = graph_client(settings, account=account)
+        findings += check_account(graph, account, known_token(settings, account))
+        findings += _token_finding(settings, account)
     for finding in findings:
         click.echo(f"{'ok  ' if finding.ok else 'FAIL'}  {finding.subject}: {_clean(finding.text, settings)}")
     failed = list(dict.fromkeys(f.subject for f in findings if not f.ok))
@@ -100,6 +103,33 @@ def _store_keys_finding(settings: Settings) -> Finding:
         return Finding("store keys", False, "cannot reach the store (queue.store_url or "
                                             f"queue.broker_url): {type(exc).__name__}")
     return Finding("store keys", True, f"the configured keys open the store ({opened} sealed value(s) tried)")
+
+
+def _token_finding(settings: Settings, account: Account) -> list[Finding]:
+    """An Instagram Login token's expiry, and a refresh that failed (the workers refresh it)."""
+    import redis
+
+    from workers.cli.common import store_for
+
+    if not account.instagram_login:
+        return []
+    subject = f"account {account.page_id}"
+    try:
+        state = token_state(store_for(settings), account) or {}
+    except (redis.RedisError, RelayError):
+        return [Finding(subject, True, "token expiry not known here (the store does not answer): "
+                                       "the workers refresh the token once they run")]
+    expires_at = state.get("expires_at")
+    expires = when(expires_at) if expires_at else None
+    if state.get("error") and state.get("next_try"):
+        # Refused while plenty is left (a token under 24 hours old, say) is no failure yet.
+        urgent = expires_at is not None and expires_at - time.time() <= settings.meta.token_refresh_before
+        return [Finding(subject, not urgent, f"the last token refresh was refused ({state['error']}); "
+                                             f"next try {when(state['next_try'])}; the token expires "
+                                             f"{expires or '(not known)'}")]
+    if expires:
+        return [Finding(subject, True, f"the token expires {expires}; the workers refresh it before")]
+    return [Finding(subject, True, "token expiry not known yet: the workers refresh it once they run")]
 
 
 def _handlers_finding(settings: Settings) -> Finding:

@@ -69,7 +69,7 @@ def list_deliveries(config, limit, since, failed, as_json, show_body) -> None:
 def _delivery_json(info: admin.DeliveryInfo) -> dict:
     data = {name: getattr(info, name) for name in ("id", "received_at", "size", "published_at",
                                                     "published", "force", "object", "entries",
-                                                    "failed_at", "error")}
+                                                    "failed_at", "error", "api_version")}
     if info.body is not None:
         data["body"] = info.body.decode("utf-8", "replace")
     return data

@@ -53,10 +53,11 @@ def send_test_event(config: str | None, kind: str, platform: str, url: str, coun
 
     \b
     KIND: text (with non-ASCII characters), attachment (an image), echo (a reply sent by the
-    page), reaction, read, postback, edit (Messenger only), batch (one delivery of two entries
-    with several items). entry.id is the first account's page id (instagram_id with
-    --platform instagram). Messages and echoes go through hydration: one the Graph API does not
-    know arrives with "hydration": "unavailable" after about ten seconds.
+    page), reaction, read, postback, edit (Messenger only), delete (an unsent message), batch
+    (one delivery of two entries with several items). entry.id is the first account's page id
+    (instagram_id with --platform instagram). Each delivery carries Facebook-API-Version: the
+    configured [meta] graph_version. Messages, echoes and edits go through hydration: one the
+    Graph API does not know arrives with "hydration": "unavailable" after about ten seconds.
 
     \b
       inbox-relay send-test-event text --wait
@@ -136,7 +137,7 @@ def _watch(settings: Settings, envelopes: list[dict]) -> JsonlWatch:
 
 def _post(settings: Settings, url: str, envelope: dict, kind: str, n: int, count: int) -> bool:
     body = wire_bytes(envelope)
-    headers = signed_headers(settings.meta.app_secrets[0], body)
+    headers = signed_headers(settings.meta.app_secrets[0], body, api_version=settings.meta.graph_version)
     try:
         response = requests.post(url, data=body, headers=headers, timeout=10)
     except requests.RequestException as exc:

@@ -17,6 +17,7 @@ from workers.cli.common import (
     store_or_exit,
     when,
 )
+from workers.connect.tokens import token_state
 from workers.records import HydrationQueue, parse_queue
 from workers.runtime.components import board_path, read_board
 from workers.settings import Settings
@@ -38,7 +39,8 @@ def status_report(settings: Settings, store: Store) -> dict:
                          "sync": _job(store, account.page_id, "sync"),
                          "sweep": _job(store, account.page_id, "sweep"),
                          "sweep_found": store.sync_jobs.found(account.page_id),
-                         "graph_trouble": store.accounts.graph_trouble(account.page_id)})
+                         "graph_trouble": store.accounts.graph_trouble(account.page_id),
+                         "login": account.login, "token": token_state(store, account)})
     waiting: Counter[str] = Counter()
     for name in store.queues.names():
         queue = parse_queue(name)
@@ -91,6 +93,8 @@ def status(config, as_json) -> None:
                 click.echo(_job_line(account["page_id"], mode, account[mode]))
         if account["graph_trouble"]:
             click.echo(_trouble_line(account["page_id"], account["graph_trouble"]))
+        if account["token"]:
+            click.echo(_token_line(account["page_id"], account["token"]))
         if account["sweep_found"]:
             click.echo(f"{account['page_id']}: the sweep found {account['sweep_found']} message(s) "
                        "no webhook brought")
@@ -119,6 +123,15 @@ def _trouble_line(page_id: str, trouble: dict) -> str:
     return (f"{page_id}: Graph API failing (last answer {when(trouble['at'])}): {trouble['where']}: "
             f"{trouble['message'][:200]}; next try in {next_try:.0f}s; messages waiting since then "
             f"are delivered without details from {when(trouble['gives_up_at'])}")
+
+
+def _token_line(page_id: str, token: dict) -> str:
+    """An Instagram Login token: when it expires, and a refresh the API refused."""
+    expires = f"expires {when(token['expires_at'])}" if token.get("expires_at") else "expiry not known yet"
+    line = f"{page_id}: Instagram Login token {expires}"
+    if token.get("error"):
+        line += f"; the last refresh was refused ({token['error']}), next try {when(token.get('next_try'))}"
+    return line
 
 
 def _state(account: dict) -> str:

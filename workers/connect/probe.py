@@ -8,6 +8,7 @@ import threading
 
 from workers.connect.checks import describe, graph_client, read_page
 from workers.connect.template import TOKEN_PLACEHOLDER
+from workers.connect.tokens import known_token
 from workers.errors import GraphError, GraphRetryable, GraphTokenInvalid
 from workers.graph import GraphClient
 from workers.settings import Account, Settings
@@ -27,18 +28,19 @@ def probe_tokens_in_background(settings: Settings) -> threading.Thread | None:
 
 def probe_tokens(settings: Settings) -> list[str]:
     """Read each account's page once; log (and return) a warning line for each that fails."""
-    graph = graph_client(settings, timeout=PROBE_TIMEOUT)
-    warnings = [line for account in settings.accounts if (line := _probe(graph, account))]
+    warnings = [line for account in settings.accounts
+                if (line := _probe(graph_client(settings, timeout=PROBE_TIMEOUT, account=account),
+                                   account, known_token(settings, account)))]
     for line in warnings:
         log.warning("%s", line)
     return warnings
 
 
-def _probe(graph: GraphClient, account: Account) -> str | None:
+def _probe(graph: GraphClient, account: Account, token: str) -> str | None:
     if account.access_token == TOKEN_PLACEHOLDER:
         return f"account {account.page_id}: access_token is still the placeholder `inbox-relay init` wrote"
     try:
-        read_page(graph, account)
+        read_page(graph, account, token)
     except GraphRetryable as exc:
         if exc.code is None:  # no answer (offline, a firewall): nothing learnt about the token
             log.info("account %s: token not checked: the Graph API did not answer", account.page_id)

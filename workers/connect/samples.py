@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Any
 
-KINDS = ("text", "attachment", "echo", "reaction", "read", "postback", "edit", "batch")
+KINDS = ("text", "attachment", "echo", "reaction", "read", "postback", "edit", "delete", "batch")
 PLATFORMS = ("messenger", "instagram")
 OBJECTS = {"messenger": "page", "instagram": "instagram"}
 TEXT = "Grüße aus Köln! Ça va? Привет, 你好 👋 (test from inbox-relay)"
@@ -75,6 +75,7 @@ def _body(kind: str, platform: str, account_id: str, ms: int) -> dict:
                  else {"read": {"mid": mid}}),
         "postback": {"postback": {"mid": mid, "title": "Öffnungszeiten", "payload": "OPENING_HOURS"}},
         "edit": {"message_edit": {"mid": mid, "text": TEXT + " (édité)", "num_edit": 1}},
+        "delete": {"message": {"mid": mid, "is_deleted": True}},  # an unsend, as Instagram sends it
     }
     return bodies[kind]
 
@@ -106,9 +107,13 @@ def wire_bytes(envelope: dict) -> bytes:
     return text.replace("/", "\\/").encode("ascii")  # "/" only ever occurs inside JSON strings
 
 
-def signed_headers(app_secret: str, body: bytes) -> dict[str, str]:
-    """The headers Meta sends with a delivery, signed with the app secret."""
+def signed_headers(app_secret: str, body: bytes, *, api_version: str | None = None) -> dict[str, str]:
+    """The headers Meta sends with a delivery, signed with the app secret; with `api_version`,
+    the Facebook-API-Version its payload was built with, as every delivery of Meta's carries."""
     sha256 = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
     sha1 = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha1).hexdigest()
-    return {"Content-Type": "application/json", "User-Agent": "facebookexternalua",
-            "X-Hub-Signature": f"sha1={sha1}", "X-Hub-Signature-256": f"sha256={sha256}"}
+    headers = {"Content-Type": "application/json", "User-Agent": "facebookexternalua",
+               "X-Hub-Signature": f"sha1={sha1}", "X-Hub-Signature-256": f"sha256={sha256}"}
+    if api_version:
+        headers["Facebook-API-Version"] = api_version
+    return headers

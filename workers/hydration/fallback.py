@@ -17,7 +17,8 @@ def unavailable(event: Event, reason: str, conversation_id: str | None = None) -
 def webhook_message(event: Event) -> dict:
     """A Graph-shaped message object built from the webhook item alone."""
     raw = event.raw if isinstance(event.raw, dict) else {}
-    sent = raw.get("message")
+    # An edit's item has `message_edit` instead (with the new text on Messenger, none on Instagram).
+    sent = raw.get("message_edit") if event.kind == "message_edit" else raw.get("message")
     body = sent if isinstance(sent, dict) else {}
     created = (datetime.fromtimestamp(event.timestamp / 1000, UTC).isoformat()
                if event.timestamp else None)

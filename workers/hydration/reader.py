@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from workers.graph import GraphClient
 from workers.graph_page import Page
 from workers.settings import Account
 from workers.state.budgets import CallBudgets
+
+if TYPE_CHECKING:
+    from workers.stage import Runtime
 
 MESSAGE_FIELDS = "id,created_time,from,to,message,attachments,sticker,shares,tags"
 NEWEST = 20  # the API details only the 20 newest messages of a conversation
@@ -26,23 +29,32 @@ class Listing:
 
 
 class ConversationReader:
-    """Graph reads for one account; every call after the first asks the shared budget itself."""
+    """Graph reads for one account, on its host and with its current token; every call after the
+    first asks the shared budget itself. A Page and an Instagram Login account differ only in
+    the client (host) and the node of their own edges (`Account.node`)."""
 
-    def __init__(self, account: Account, graph: GraphClient, budgets: CallBudgets):
+    def __init__(self, account: Account, graph: GraphClient, budgets: CallBudgets, *,
+                 token: str | None = None):
         self.account, self.graph, self.budgets = account, graph, budgets
+        self.token = account.access_token if token is None else token
+
+    @classmethod
+    def of(cls, rt: Runtime, account: Account) -> ConversationReader:
+        """The reader of `account` in this process: its host's client, its latest token."""
+        return cls(account, rt.graph_for(account), rt.store.budgets, token=rt.token_for(account))
 
     def get(self, node_id: str, params: dict, *, edge: str = "") -> dict:
         """One call on a node (escaped: ids may come from webhooks); usage headers near a limit
         stop this account's calls for a while."""
         path = quote(node_id, safe="") + (f"/{edge}" if edge else "")
-        body, backoff = self.graph.get(path, token=self.account.access_token, params=params)
+        body, backoff = self.graph.get(path, token=self.token, params=params)
         self.budgets.block_calls(self.account.page_id, backoff)
         return body
 
     def first_contact(self, platform: str | None, customer: str) -> tuple[str | None, dict]:
         """The conversation with a customer and its nested messages, in one call (None: not found)."""
         params = {"platform": platform, "user_id": customer, "fields": f"id,{NESTED}"}
-        body = self.get(self.account.page_id, params, edge="conversations")
+        body = self.get(self.account.node, params, edge="conversations")
         found = Page.of(body).nodes
         return (found[0]["id"], found[0]) if found else (None, {})
 
@@ -50,7 +62,7 @@ class ConversationReader:
         """The detailed messages of the most recently updated conversations, in one call:
         message id -> (conversation id, message)."""
         params = {"platform": platform, "fields": f"id,{NESTED}", "limit": LISTING_LIMIT}
-        body = self.get(self.account.page_id, params, edge="conversations")
+        body = self.get(self.account.node, params, edge="conversations")
         found: dict[str, tuple[str, dict]] = {}
         for node in Page.of(body).nodes:
             messages = Page.of(node.get("messages")).items

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from workers.metrics import HYDRATION
 from workers.records import Event, HydrationQueue
 from workers.scheduler import backoff
 from workers.settings import Account
+from workers.state.accounts import fingerprint
 
 if TYPE_CHECKING:
     from workers.stage import Runtime
@@ -49,7 +49,7 @@ def run(rt: Runtime, queue: HydrationQueue, *, failures: int) -> Next:
 
 def _call(rt: Runtime, queue: HydrationQueue, account: Account, pending: list[Pending], *,
           failures: int) -> Next:
-    reader = ConversationReader(account, rt.graph, rt.store.budgets)
+    reader = ConversationReader.of(rt, account)
     try:
         outcome = hydrate_account(pending, reader, rt.store.accounts)
     except GraphThrottled as exc:
@@ -58,7 +58,7 @@ def _call(rt: Runtime, queue: HydrationQueue, account: Account, pending: list[Pe
         log.warning("account=%s throttled (%s); waiting %.0fs", account.page_id, exc.where, wait)
         return wait, False
     except GraphTokenInvalid as exc:
-        rt.store.accounts.pause(account.page_id, fingerprint(account.access_token), f"code {exc.code}")
+        rt.store.accounts.pause(account.page_id, fingerprint(reader.token), f"code {exc.code}")
         log.error("account=%s token invalid (%s): hydration paused until the token is replaced",
                   account.page_id, exc.where)
         return rt.settings.hydration.paused_recheck_seconds, False
@@ -89,7 +89,7 @@ def _transient(rt: Runtime, queue: HydrationQueue, account: Account, pending: li
     if time.time() <= gives_up_at:
         delay = backoff(failures)
         first = rt.store.accounts.note_graph_trouble(account.page_id, {
-            "where": exc.where, "message": exc.message.replace(account.access_token or "\0", "<token>"),
+            "where": exc.where, "message": _without_tokens(exc.message, rt, account),
             "at": time.time(), "next_try": time.time() + delay, "gives_up_at": gives_up_at})
         # The cause once per outage (until a call succeeds); `status` shows the rest.
         log.log(logging.WARNING if first else logging.DEBUG,
@@ -104,11 +104,17 @@ def _transient(rt: Runtime, queue: HydrationQueue, account: Account, pending: li
     return _next_run(rt, queue)
 
 
+def _without_tokens(text: str, rt: Runtime, account: Account) -> str:
+    for token in {account.access_token, rt.token_for(account)} - {""}:
+        text = text.replace(token, "<token>")
+    return text
+
+
 def _is_paused(rt: Runtime, account: Account) -> bool:
     paused = rt.store.accounts.paused(account.page_id)
     if not paused:
         return False
-    if paused.get("token") != fingerprint(account.access_token):
+    if paused.get("token") != fingerprint(rt.token_for(account)):  # replaced, or refreshed
         rt.store.accounts.resume(account.page_id)
         log.info("account=%s has a new token; hydration resumes", account.page_id)
         return False
@@ -122,7 +128,3 @@ def settle(rt: Runtime, queue: HydrationQueue, events: list[Event]) -> None:
     dispatch(rt, events)
     rt.store.queues.dequeue(queue.name, *[event.id for event in events])
 
-
-def fingerprint(token: str) -> str:
-    """A short hash that tells tokens apart without storing them."""
-    return hashlib.sha256(token.encode()).hexdigest()[:16]

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Celery
 
-from workers.inbox.database import Delivery
+from workers.inbox.schema import Delivery
 from workers.scheduler import INGEST_TASK, QUEUE
 
 Publish = Callable[[list[tuple[Delivery, str]]], None]
@@ -26,8 +26,9 @@ def celery_publisher(celery_app: Celery, inbox_id: str) -> Publish:
                 # The queue is declared with the first message of a batch: asking for each cost a
                 # fifth of the relay's time.
                 declare: dict[str, Any] = {} if n == 0 else {"declare": []}
+                args = [delivery.id, text, delivery.force, inbox_id, delivery.api_version]
                 # argsrepr: what logs and broker headers show of the arguments; never the body.
-                celery_app.send_task(INGEST_TASK, args=[delivery.id, text, delivery.force, inbox_id],
+                celery_app.send_task(INGEST_TASK, args=args,
                                      argsrepr=f"(delivery={delivery.id})", kwargsrepr="{}",
                                      producer=producer, retry=True,
                                      retry_policy={"max_retries": 1, "interval_start": 0.1}, **declare)

@@ -8,48 +8,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from workers.crypto import Codec
 from workers.errors import InboxDamaged
 from workers.inbox import forks
+from workers.inbox.schema import FIELDS, Arrival, Delivery, create_or_migrate, delivery_of
 
 INBOX_FILE = "inbox.sqlite3"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    received_at REAL NOT NULL,
-    body BLOB NOT NULL,
-    claimed_by TEXT,
-    claimed_until REAL,
-    published_at REAL,
-    force INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS unpublished ON deliveries(id) WHERE published_at IS NULL;
-CREATE TABLE IF NOT EXISTS relay_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-# Added after the first release: inboxes created before get the columns on open.
-COLUMNS = {"failed_at": "REAL", "error": "TEXT", "confirmed_at": "REAL", "replayed_as": "INTEGER"}
 STILL_FAILED = "failed_at IS NOT NULL AND replayed_as IS NULL"
-FIELDS = "id, received_at, body, published_at, force, failed_at, error"
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One received webhook delivery as recorded."""
-
-    id: int
-    received_at: float
-    body: bytes
-    published_at: float | None
-    force: bool = False
-    failed_at: float | None = None  # set when a worker could not process it (see `error`)
-    error: str | None = None
-
-
-def _delivery(row: tuple) -> Delivery:
-    return Delivery(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
 
 
 class Inbox:
@@ -72,11 +39,7 @@ class Inbox:
 
     def _create(self) -> None:
         with self._db() as db:
-            db.executescript(SCHEMA)
-            known = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
-            for name, kind in COLUMNS.items():
-                if name not in known:
-                    db.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
+            create_or_migrate(db)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -114,20 +77,27 @@ class Inbox:
                     db.execute("ROLLBACK")
                 raise
 
-    def append(self, body: bytes, *, force: bool = False) -> int:
+    def append(self, body: bytes, *, force: bool = False, api_version: str | None = None) -> int:
         """Record a delivery; when this returns, it survives a crash."""
-        return self.append_many([body], force=force)[0]
+        return self.append_many([body], force=force, api_versions=[api_version])[0]
 
-    def append_many(self, bodies: list[bytes], *, force: bool = False,
-                    replaying: int | None = None) -> list[int]:
-        """Record deliveries in one transaction (one fsync); their ids, in order."""
+    def append_many(self, bodies: list[bytes], *, force: bool = False, replaying: int | None = None,
+                    api_versions: list[str | None] | None = None) -> list[int]:
+        """Record deliveries in one transaction (one fsync); their ids, in order. `api_versions`,
+        when given, holds each body's Facebook-API-Version header (or None), in the same order."""
         now = time.time()
+        versions = api_versions if api_versions is not None else [None] * len(bodies)
         with self._write() as db:
-            ids = [int(db.execute("INSERT INTO deliveries (received_at, body, force) VALUES (?, ?, ?)",
-                                  (now, body, int(force))).lastrowid or 0) for body in bodies]
+            ids = [int(db.execute("INSERT INTO deliveries (received_at, body, force, api_version)"
+                                  " VALUES (?, ?, ?, ?)", (now, body, int(force), version)).lastrowid or 0)
+                   for body, version in zip(bodies, versions, strict=True)]
             if replaying is not None:  # the failed original is the replay's business: no longer failed
                 db.execute("UPDATE deliveries SET replayed_as = ? WHERE id = ?", (ids[0], replaying))
             return ids
+
+    def append_arrivals(self, arrivals: list[Arrival]) -> list[int]:
+        """`append_many` for what the web edge received: bodies with their API versions."""
+        return self.append_many([a.body for a in arrivals], api_versions=[a.api_version for a in arrivals])
 
     def claim(self, owner: str, *, limit: int = 100, lease: float = 10.0) -> list[Delivery]:
         """Take up to `limit` unpublished deliveries for `lease` seconds, oldest first."""
@@ -138,7 +108,7 @@ class Inbox:
                 " SELECT id FROM deliveries WHERE published_at IS NULL"
                 " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?)"
                 f" RETURNING {FIELDS}", (owner, now + lease, now, limit)).fetchall()
-        return sorted((_delivery(r) for r in rows), key=lambda d: d.id)
+        return sorted((delivery_of(r) for r in rows), key=lambda d: d.id)
 
     def mark_published(self, delivery_ids: list[int]) -> None:
         """The broker has these deliveries (one commit for the batch, not one per row)."""
@@ -227,13 +197,13 @@ class Inbox:
         with self._db() as db:
             rows = db.execute(f"SELECT {FIELDS} FROM deliveries WHERE received_at >= ?{only_failed}"
                               " ORDER BY id DESC LIMIT ?", (since or 0, limit)).fetchall()
-        return [_delivery(r) for r in rows]
+        return [delivery_of(r) for r in rows]
 
     def get(self, delivery_id: int) -> Delivery | None:
         """One delivery by id."""
         with self._db() as db:
             row = db.execute(f"SELECT {FIELDS} FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-        return _delivery(row) if row else None
+        return delivery_of(row) if row else None
 
     def reseal(self, codec: Codec) -> int:
         """Encrypt every body again under the codec's first key (rotate-keys); returns how many."""

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from workers.crypto import Codec
 from workers.errors import AdminError
-from workers.inbox.database import Delivery, Inbox
+from workers.inbox.database import Inbox
+from workers.inbox.schema import Delivery
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class DeliveryInfo:
     body: bytes | None = None
     failed_at: float | None = None
     error: str | None = None
+    api_version: str | None = None  # the delivery's Facebook-API-Version header
 
     @property
     def published(self) -> bool:
@@ -38,7 +40,8 @@ def describe_delivery(delivery: Delivery, codec: Codec, *, with_body: bool = Fal
     return DeliveryInfo(id=delivery.id, received_at=delivery.received_at, size=len(body),
                         published_at=delivery.published_at, force=delivery.force, object=kind,
                         entries=entries, body=body if with_body else None,
-                        failed_at=delivery.failed_at, error=delivery.error)
+                        failed_at=delivery.failed_at, error=delivery.error,
+                        api_version=delivery.api_version)
 
 
 def _envelope_shape(body: bytes) -> tuple[str | None, int | None]:
@@ -61,8 +64,10 @@ def list_deliveries(inbox: Inbox, codec: Codec, *, limit: int = 50, since: float
 
 
 def replay_delivery(inbox: Inbox, delivery_id: int) -> int:
-    """Record a delivery's body again, forced through to every handler; returns the new id."""
+    """Record a delivery's body again (with its API version), forced through to every handler;
+    returns the new id."""
     delivery = inbox.get(delivery_id)
     if delivery is None:
         raise AdminError(f"no delivery {delivery_id} in the inbox")
-    return inbox.append_many([delivery.body], force=True, replaying=delivery_id)[0]
+    return inbox.append_many([delivery.body], force=True, replaying=delivery_id,
+                             api_versions=[delivery.api_version])[0]

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from workers.inbox.broker import Publish
-from workers.inbox.database import Delivery, Inbox
+from workers.inbox.database import Inbox
+from workers.inbox.schema import Delivery
 from workers.inbox.watch import StoreWatch
 from workers.priority import lower_thread_priority
 

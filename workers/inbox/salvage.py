@@ -14,7 +14,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.inbox.database import FIELDS, Inbox
+from workers.inbox.database import Inbox
+from workers.inbox.schema import FIELDS
 from workers.inbox.watch import INBOX_ID_STATE
 
 PAGE_SIZE = 4096   # SQLite's default, which the inbox never changes
@@ -69,13 +70,26 @@ def _readable(copy: Path, scratch: str) -> sqlite3.Connection:
     return sqlite3.connect(copy)
 
 
+def _readable_fields(db: sqlite3.Connection) -> str:
+    """FIELDS, with NULL for the columns of a newer release that an older inbox (damaged before
+    it was ever opened by this one) lacks: its rows still read, in FIELDS' shape."""
+    try:
+        known = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
+    except sqlite3.DatabaseError:
+        known = set()
+    if not known:  # the table cannot be asked about: read it as this release writes it
+        return FIELDS
+    return ", ".join(name if name in known else "NULL" for name in FIELDS.split(", "))
+
+
 def _rows(db: sqlite3.Connection) -> tuple[list[tuple], int]:
     """Every readable row in id order, and how many ids could not be read."""
     rows: list[tuple] = []
     unreadable, next_id, bound = 0, 1, _highest(db)
+    fields = _readable_fields(db)
     while True:
         try:
-            for row in db.execute(f"SELECT {FIELDS} FROM deliveries WHERE id >= ? ORDER BY id", (next_id,)):
+            for row in db.execute(f"SELECT {fields} FROM deliveries WHERE id >= ? ORDER BY id", (next_id,)):
                 rows.append(row)
                 next_id = row[0] + 1
             return rows, unreadable
@@ -86,7 +100,7 @@ def _rows(db: sqlite3.Connection) -> tuple[list[tuple], int]:
         found = None
         while found is None and next_id <= limit:
             try:
-                found = db.execute(f"SELECT {FIELDS} FROM deliveries WHERE id = ?", (next_id,)).fetchone()
+                found = db.execute(f"SELECT {fields} FROM deliveries WHERE id = ?", (next_id,)).fetchone()
             except sqlite3.DatabaseError:
                 unreadable += 1
             next_id += 1

@@ -11,7 +11,8 @@ from workers.records import Event, Hydration, Kind, Platform
 from workers.times import to_millis
 
 PLATFORMS: dict[Any, Platform] = {"page": "messenger", "instagram": "instagram"}
-HYDRATED_KINDS = {"message", "echo"}
+# An edit is read like a message: Instagram's carries no text, and the Graph message has it as edited.
+HYDRATED_KINDS = {"message", "echo", "message_edit"}
 # messaging item key -> kind; the first key present wins, so `message` is looked at first.
 _MESSAGING_KINDS: dict[str, Kind] = {
     "message": "message", "message_edit": "message_edit", "reaction": "reaction",
@@ -25,9 +26,10 @@ CHANNELS = ("messaging", "standby", "changes")
 MAX_DEPTH = 64  # what the web edge accepts; deeper items are cut when hashed
 
 
-def parse_envelope(envelope: Any) -> list[Event]:
+def parse_envelope(envelope: Any, *, api_version: str | None = None) -> list[Event]:
     """Every event of a webhook delivery, in the order Meta sent them; takes any JSON value and
-    never raises: what it cannot read becomes kind `unknown`, with the raw item kept."""
+    never raises: what it cannot read becomes kind `unknown`, with the raw item kept.
+    `api_version` (the delivery's Facebook-API-Version header) is set on every event."""
     if not isinstance(envelope, dict):
         return []
     kind = envelope.get("object")
@@ -38,7 +40,8 @@ def parse_envelope(envelope: Any) -> list[Event]:
             events.extend(_entry_events(platform, entry))
         else:  # not an entry we know how to read: keep it whole
             events.append(_unknown(platform, _id_of(entry), entry))
-    return events
+    # Not part of the id: the same item sent under another version is still the same event.
+    return [event.replace(api_version=api_version) for event in events] if api_version else events
 
 
 def _entry_events(platform: Platform | None, entry: dict) -> Iterator[Event]:
@@ -62,13 +65,21 @@ def _messaging_event(platform: Platform | None, account_id: str | None, item: An
         return _unknown(platform, account_id, item)
     kind: Kind = next((k for key, k in _MESSAGING_KINDS.items() if key in item), "unknown")
     body = item.get(_key_for(kind, item))
-    if kind == "message" and isinstance(body, dict) and body.get("is_echo"):
-        kind = "echo"
+    if kind == "message" and isinstance(body, dict):
+        kind = _message_kind(body)
     if platform is None:
         kind = "unknown"
     return _event(kind, platform, account_id, item, sender=_id_of(item.get("sender")),
                   recipient=_id_of(item.get("recipient")), timestamp=item.get("timestamp"),
                   mid=_mid_of(body))
+
+
+def _message_kind(body: dict) -> Kind:
+    """An unsend (Instagram sends it as the message with `is_deleted`) before an echo: a handler
+    must delete its copy, whoever sent the message."""
+    if body.get("is_deleted") is True:
+        return "message_delete"
+    return "echo" if body.get("is_echo") else "message"
 
 
 def _key_for(kind: str, item: dict) -> str | None:

@@ -15,6 +15,8 @@ from workers.records import Event, HydrationQueue
 if TYPE_CHECKING:
     from workers.stage import Runtime
 
+BRINGS_A_MESSAGE = {"message", "echo"}  # the kinds a sync or sweep brings too
+
 
 def route(rt: Runtime, events: list[Event], *, force: bool = False) -> Counter[str]:
     """Send events to hydration or to their handlers; `force` (a replay) repeats delivered ones.
@@ -59,7 +61,10 @@ def _gathering_time(rt: Runtime, queue: HydrationQueue, queued: int) -> float:
 
 
 def _brought_by_another(rt: Runtime, event: Event) -> bool:
-    if event.hydration != "pending" or not event.mid:
+    # Only a message itself is what a sync or sweep brings. An edit is news about a message
+    # brought before: it must neither be left out nor claim the mid (the sync would then leave
+    # the message itself out).
+    if event.kind not in BRINGS_A_MESSAGE or event.hydration != "pending" or not event.mid:
         return False
     # Webhooks that differ for one message (say, messaging and standby) all go on; only a
     # message a sync or sweep already brought is left out.
@@ -73,10 +78,8 @@ def _every_handler_has(rt: Runtime, event: Event) -> bool:
 
 
 def no_hydration_reason(rt: Runtime, event: Event) -> str | None:
-    """Why a message cannot be hydrated at all (no account configured, deleted), or None."""
+    """Why a message cannot be hydrated at all (no account configured), or None. An unsent
+    message never gets here: it is kind `message_delete`, with nothing to read."""
     if rt.settings.account_for(event.account_id) is None:
         return "no [[accounts]] entry for this account id"
-    message = event.raw.get("message") if isinstance(event.raw, dict) else None
-    if isinstance(message, dict) and message.get("is_deleted"):
-        return "the message was deleted"
     return None

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers.connect.checks import PAGE_FIELDS
+from workers.connect.checks import INSTAGRAM_FIELDS, PAGE_FIELDS
 from workers.playground.graph_errors import error, no_object
+
+KNOWN_FIELDS = PAGE_FIELDS | INSTAGRAM_FIELDS  # one stand-in serves the Facebook and Instagram hosts
 
 GraphWorld = Any  # a workers.playground.graph_world.GraphWorld (which imports this module)
 
@@ -50,9 +52,9 @@ def _subscribe(world: GraphWorld, query: dict, page_id: str) -> tuple[int, dict]
     given = [field.strip() for field in query.get("subscribed_fields", "").split(",") if field.strip()]
     if not given:
         return 400, error(100, "(#100) The parameter subscribed_fields is required", "OAuthException")
-    unknown = [field for field in given if field not in PAGE_FIELDS]
+    unknown = [field for field in given if field not in KNOWN_FIELDS]
     if unknown:
-        allowed = ", ".join(sorted(PAGE_FIELDS))
+        allowed = ", ".join(sorted(KNOWN_FIELDS))
         message = f'(#100) Param subscribed_fields[0] must be one of {{{allowed}}} - got "{unknown[0]}"'
         return 400, error(100, message, "OAuthException")
     world.subscriptions[page_id] = list(dict.fromkeys(given))

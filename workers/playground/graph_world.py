@@ -20,7 +20,8 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from workers.playground.graph_errors import error, no_object
+from workers.playground import graph_instagram
+from workers.playground.graph_errors import error, no_object, token_refusal
 from workers.playground.graph_pages import answer_setup, is_setup_path
 
 NEWEST_WITH_DETAILS = 20
@@ -66,10 +67,20 @@ class GraphWorld:
         self.subscriptions: dict[str, list[str]] = {}  # page id -> the app's subscribed webhook fields
         self.setup_calls: list[dict] = []     # page reads and subscriptions: not Conversations API calls
         self.latency = 0.0                    # seconds each answer takes (benchmarks: Meta's ~50 ms)
+        # Instagram Login tokens (graph_instagram.py): when each was issued and expires, refreshes
+        self.issued: dict[str, float] = {}
+        self.expires: dict[str, float] = {}
+        self.refreshes = 0
+        self.clock = graph_instagram.wall_clock
 
     # -- building the world ---------------------------------------------------------------
-    def add_account(self, page_id: str, token: str) -> None:
+    def add_account(self, page_id: str, token: str, *, issued: float | None = None,
+                    expires: float | None = None) -> None:
         self.tokens[token] = page_id
+        if issued is not None:
+            self.issued[token] = issued
+        if expires is not None:
+            self.expires[token] = expires
 
     def add_message(self, page_id: str, platform: str, user_id: str, mid: str, *, text: str,
                     from_id: str | None = None, created: float | None = None) -> dict:
@@ -112,8 +123,10 @@ class GraphWorld:
                method: str = "GET") -> tuple[int, dict, dict]:
         """Answer one call; `token` comes from the Authorization header (or the query string)."""
         with self.lock:
-            setup = is_setup_path(self, path.strip("/").split("/"))
-            status, body = self._answer(path, query, token, method)
+            own = None if self._token_error(token) else graph_instagram.own_answer(self, path, query, token)
+            resolved = graph_instagram.resolve_me(self, path, token)  # the log keeps the path asked
+            setup = own is not None or is_setup_path(self, resolved.strip("/").split("/"))
+            status, body = own or self._answer(resolved, query, token, method)
             page_id = self.tokens.get(token)
             log = self.setup_calls if setup else self.calls
             log.append({"path": path, "method": method, "status": status, "page_id": page_id,
@@ -123,11 +136,15 @@ class GraphWorld:
             headers = {"X-Business-Use-Case-Usage": self.usage_header} if self.usage_header else {}
             return status, body, headers
 
+    def _token_error(self, token: str) -> tuple[int, dict] | None:
+        invalid = self.tokens.get(token) is None or token in self.revoked
+        return token_refusal(invalid=invalid, expired=graph_instagram.expired(self, token))
+
     def _answer(self, path: str, query: dict, token: str, method: str) -> tuple[int, dict]:
         page_id = self.tokens.get(token)
-        if page_id is None or token in self.revoked:
-            return 400, error(190, "Error validating access token: The session has been invalidated.",
-                               "OAuthException", 460)
+        refused = self._token_error(token)
+        if refused or page_id is None:
+            return refused or (400, {})
         if self.app_secret and query.get("appsecret_proof") != _proof(self.app_secret, token):
             return 400, error(100, "API calls from the server require an appsecret_proof argument",
                                "GraphMethodException")
@@ -207,6 +224,11 @@ class GraphWorld:
         if conversation.page_id != page_id or conversation.messages.index(message) >= NEWEST_WITH_DETAILS:
             return no_object(mid)
         return 200, dict(message)
+
+    def edit_message(self, mid: str, text: str) -> None:
+        """Change a message's text, as its sender's edit does (Meta then sends `message_edit`)."""
+        with self.lock:
+            self.messages[mid][1]["message"] = text
 
 
 def _page(items: list[dict], query: dict, *, limit: int) -> dict:

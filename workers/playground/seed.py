@@ -10,6 +10,8 @@ from workers.playground.graph_world import GraphWorld
 
 PAGE_ID, INSTAGRAM_ID = "100000000000001", "17841400000000001"
 TOKEN = "playground-page-token"  # the stand-in's, worthless anywhere else
+# An Instagram account without a Page (Instagram Login), on the second stand-in: graph.instagram.com's
+LOGIN_ID, LOGIN_TOKEN = "17841400000000002", "playground-instagram-login-token"
 KNOWN_MESSAGES = "/playground/messages"
 HISTORY = {  # customer -> the conversation's messages, oldest first (customer's, then the page's)
     ("messenger", "playground-ana"): ["Hi! Are you open on Sunday?", "Yes, from 10 to 16.", "Great, see you"],
@@ -28,6 +30,18 @@ def seeded_world() -> GraphWorld:
         for k, text in enumerate(lines):
             world.add_message(PAGE_ID, platform, customer, f"m_playground_{n}_{k}", text=text,
                               from_id=customer if k % 2 == 0 else PAGE_ID, created=start + 600 * n + 60 * k)
+    return world
+
+
+def seeded_instagram_world() -> GraphWorld:
+    """The Instagram Login host's stand-in: one account, a conversation, a token two days old."""
+    world = GraphWorld(calls_per_second=2.0)
+    world.add_account(LOGIN_ID, LOGIN_TOKEN, issued=time.time() - 2 * 86400,
+                      expires=time.time() + 58 * 86400)
+    start = time.time() - 2 * 3600
+    for k, text in enumerate(["Do you ship to Lisbon?", "We do: 3 to 5 days.", "Perfect, thanks!"]):
+        world.add_message(LOGIN_ID, "instagram", "playground-dora", f"m_playground_ig_{k}", text=text,
+                          from_id="playground-dora" if k % 2 == 0 else LOGIN_ID, created=start + 60 * k)
     return world
 
 

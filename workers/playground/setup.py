@@ -9,7 +9,15 @@ from pathlib import Path
 
 from workers.playground.graph_server import FakeGraphServer
 from workers.playground.graph_world import GraphWorld
-from workers.playground.seed import INSTAGRAM_ID, PAGE_ID, TOKEN, seeded_world
+from workers.playground.seed import (
+    INSTAGRAM_ID,
+    LOGIN_ID,
+    LOGIN_TOKEN,
+    PAGE_ID,
+    TOKEN,
+    seeded_instagram_world,
+    seeded_world,
+)
 
 CONFIG_FILE = "inbox-relay.toml"
 APP_SECRET, VERIFY_TOKEN = "playground-app-secret", "playground-verify-token"
@@ -17,12 +25,14 @@ UNSEEN_AFTER = 10.0  # seconds after start: a message no webhook brings, for the
 
 
 def start_stand_in(directory: Path, graph_port: int = 0) -> tuple[Path, FakeGraphServer]:
-    """Serve the seeded world (until the process ends) and write the configuration that uses it."""
+    """Serve the seeded worlds, Facebook's and Instagram Login's (until the process ends), and
+    write the configuration that uses them."""
     world = seeded_world()
     server = FakeGraphServer(world, port=graph_port).__enter__()
+    instagram = FakeGraphServer(seeded_instagram_world()).__enter__()
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / CONFIG_FILE
-    config.write_text(_config(server.url))
+    config.write_text(_config(server.url, instagram.url))
     config.chmod(0o600)
     later = threading.Timer(UNSEEN_AFTER, _message_no_webhook_brings, args=(world,))
     later.daemon = True
@@ -35,17 +45,23 @@ def _message_no_webhook_brings(world: GraphWorld) -> None:
                       text="Did you get my message? (no webhook came for this one)")
 
 
-def _config(graph_url: str) -> str:
+def _config(graph_url: str, instagram_url: str) -> str:
     return f'''# Written by `inbox-relay playground` at each start: edit a copy, not this file.
 [meta]
 app_secrets = ["{APP_SECRET}"]
 verify_token = "{VERIFY_TOKEN}"
 graph_url = "{graph_url}"   # the Graph API stand-in, not Meta
+instagram_graph_url = "{instagram_url}"   # graph.instagram.com's stand-in
 
 [[accounts]]
 page_id = "{PAGE_ID}"
 instagram_id = "{INSTAGRAM_ID}"
 access_token = "{TOKEN}"
+
+[[accounts]]               # an Instagram account without a Page (Instagram Login)
+login = "instagram"
+instagram_id = "{LOGIN_ID}"
+access_token = "{LOGIN_TOKEN}"
 
 [sync]
 sweep_every = "1m"
@@ -64,6 +80,7 @@ def banner(config: Path, server: FakeGraphServer, port: int) -> list[str]:
     return [f"playground: a Graph API stand-in at {server.url} serves Page {PAGE_ID} (Messenger and "
             f"Instagram {INSTAGRAM_ID}) with 3 conversations; events land in {events}",
             f"  a hydrated message:  inbox-relay send-test-event text --wait {where}{to}",
-            f"  the history:         inbox-relay sync --account {PAGE_ID} {where}",
+            f"  and an Instagram Login account {LOGIN_ID} (no Page) on a second stand-in",
+            f"  the history:         inbox-relay sync --account {PAGE_ID} {where}  (or --account {LOGIN_ID})",
             "  the sweep (without a sync) finds a message no webhook brought in about three minutes",
             f"  what happened:       inbox-relay status {where}"]

@@ -77,18 +77,31 @@ def _with_env(doc: dict, env: Mapping[str, str]) -> dict:
 
 
 def _account_with_env(item: Any, env: Mapping[str, str]) -> Any:
-    if not isinstance(item, dict) or not isinstance(item.get("page_id"), str):
-        return item
-    token = env.get(f"{environment.PAGE_TOKEN_PREFIX}{item['page_id']}")
+    variable = _token_variable(item) if isinstance(item, dict) else None
+    token = env.get(variable) if variable else None
     return {**item, "access_token": token} if token else item
+
+
+def _token_variable(item: dict) -> str | None:
+    """The environment variable that may hold an account's token: by page id, or by Instagram id
+    for an Instagram Login account."""
+    if item.get("login") == "instagram":
+        key, prefix = item.get("instagram_id"), environment.IG_TOKEN_PREFIX
+    else:
+        key, prefix = item.get("page_id"), environment.PAGE_TOKEN_PREFIX
+    return f"{prefix}{key}" if isinstance(key, str) else None
 
 
 def _check(settings: Settings) -> None:
     """What types alone cannot say: tokens present, names unique, a store for an amqp broker."""
     for index, account in enumerate(settings.accounts):
         if not account.access_token:
-            raise ConfigError(f"accounts[{index}].access_token: missing "
-                              f"(or set META_PAGE_TOKEN_{account.page_id})")
+            variable = _token_variable(account.model_dump())
+            raise ConfigError(f"accounts[{index}].access_token: missing (or set {variable})")
+    keys = [account.page_id for account in settings.accounts]
+    for index, account in enumerate(settings.accounts):
+        if keys.index(account.page_id) != index:
+            raise ConfigError(f"accounts[{index}]: {account.page_id} is configured twice")
     names: set[str] = set()
     for index, handler in enumerate(settings.handlers):
         if handler.name in names:

@@ -27,8 +27,10 @@ def build_runtime(settings: Settings, send_task: SendTask) -> Runtime:
     scheduler = Scheduler(store.flags, store.queues, send_task,
                           visibility_timeout=settings.queue.visibility_timeout,
                           coalesce_seconds=settings.hydration.coalesce_seconds)
+    instagram = GraphClient(meta.instagram_graph_url, meta.graph_version) if any(
+        account.instagram_login for account in settings.accounts) else None
     return Runtime(settings, store, graph, load_handlers(settings), scheduler, codec,
-                   deliver_inline_for=DELIVER_INLINE_FOR)
+                   deliver_inline_for=DELIVER_INLINE_FOR, instagram_graph=instagram)
 
 
 class RuntimeCache:

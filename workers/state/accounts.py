@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
+from workers.settings import Account
 from workers.state.base import DAY, Concern, text
 
 CONVERSATION_TTL = 30 * DAY
@@ -52,6 +54,27 @@ class AccountState(Concern):
         """A call succeeded: the account's Graph trouble is over."""
         self._redis.delete(self._key("graph-trouble", account_id))
 
+    def token(self, account_id: str) -> dict | None:
+        """What is known of an Instagram Login account's token: `token` (a refreshed one, if any),
+        `origin` (the fingerprint of the configured token it descends from), `expires_at`,
+        `next_try`, `failures`, `error`; sealed, like every secret in the store."""
+        data = self._redis.get(self._key("token", account_id))
+        return self._load(data, what="an account's token") if data else None
+
+    def current_token(self, account: Account) -> str:
+        """The token `account`'s calls carry: for Instagram Login, the latest refreshed one (every
+        process uses it once one has refreshed it), unless the file holds a newer token."""
+        if not account.instagram_login:
+            return account.access_token
+        kept = self.token(account.page_id)
+        if kept and kept.get("token") and kept.get("origin") == fingerprint(account.access_token):
+            return str(kept["token"])
+        return account.access_token
+
+    def keep_token(self, account_id: str, record: dict) -> None:
+        """Keep what is known of the account's token (see `token`), for every process."""
+        self._redis.set(self._key("token", account_id), self._dump(record))
+
     def count_given_up(self, account_id: str, count: int) -> None:
         """Count messages hydration gave up on (delivered without details) after transient errors."""
         self._redis.hincrby(self._key("given-up"), account_id, count)
@@ -70,15 +93,21 @@ class AccountState(Concern):
         return self._load(data, what="a listing's progress") if data else None
 
     def reseal(self) -> int:
-        """Seal every saved listing progress again under the first key; returns how many."""
+        """Seal every saved listing progress and kept token again under the first key; returns how many."""
         count = 0
-        for key in self._redis.scan_iter(match=self._key("progress", "*"), count=500):
-            stored = self._redis.get(key)
-            if stored:
-                self._redis.set(key, self._resealed(stored, what="a listing's progress"), keepttl=True)
-                count += 1
+        for kind in ("progress", "token"):
+            for key in self._redis.scan_iter(match=self._key(kind, "*"), count=500):
+                stored = self._redis.get(key)
+                if stored:
+                    self._redis.set(key, self._resealed(stored, what=f"an account's {kind}"), keepttl=True)
+                    count += 1
         return count
 
     def clear_progress(self, account_id: str) -> None:
         """Forget a listing's progress."""
         self._redis.delete(self._key("progress", account_id))
+
+
+def fingerprint(token: str) -> str:
+    """A short hash that tells tokens apart without storing them."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]

@@ -24,9 +24,9 @@ def estimate(rt: Runtime, page_id: str, *, platform: str, since: float | None) -
     account = rt.settings.account_for(page_id)
     if account is None:
         raise AdminError(f"no [[accounts]] entry for {page_id}")
-    reader = ConversationReader(account, rt.graph, rt.store.budgets)
+    reader = ConversationReader.of(rt, account)
     counts: list[int] = []
-    scope = [name for name in PLATFORMS[platform] if name == "messenger" or account.instagram_id]
+    scope = [name for name in PLATFORMS[platform] if name in account.platforms]
     for name in scope:
         counts += _message_counts(rt, reader, name, since)
     calls = math.ceil(len(counts) / LISTING_LIMIT) * len(scope)
@@ -45,7 +45,7 @@ def _message_counts(rt: Runtime, reader: ConversationReader, platform: str,
     while True:
         while wait := rt.store.budgets.take_call(reader.account.page_id, reader.account.calls_per_second):
             time.sleep(wait)
-        page = reader.get(reader.account.page_id, params, edge="conversations")
+        page = reader.get(reader.account.node, params, edge="conversations")
         listed = Page.of(page)
         for node in listed.items:
             updated = to_millis(node.get("updated_time"))

@@ -29,7 +29,7 @@ def start_or_resume(rt: Runtime, page_id: str, *, platform: str = "all", since: 
     account = rt.settings.account_for(page_id)
     if account is None:
         raise AdminError(f"no [[accounts]] entry for {page_id}")
-    platforms = [p for p in PLATFORMS[platform] if p == "messenger" or account.instagram_id]
+    platforms = [p for p in PLATFORMS[platform] if p in account.platforms]
     saved = rt.store.sync_jobs.load(account.page_id, mode)
     same_scope = bool(saved) and _same_scope(saved or {}, platforms, since, max_conversations)
     if saved and same_scope and not saved.get("finished_at"):
@@ -64,9 +64,12 @@ def advance(rt: Runtime, job: SyncJob) -> float:
     account = rt.settings.account_for(job.page_id)
     if account is None:
         raise AdminError(f"no [[accounts]] entry for {job.page_id}")
+    token = rt.token_for(account)
     try:
         wait = step(rt, job, account)
     except GraphTokenInvalid as exc:
+        if rt.token_for(account) != token:  # refreshed meanwhile: the next step carries the new one
+            return 0.0
         raise AdminError(f"account {job.page_id}: the access token is invalid (code {exc.code}); "
                          "replace it and run the sync again: it goes on where it stopped") from None
     if job.done and job.finished_at is None:

@@ -41,7 +41,7 @@ def step(rt: Runtime, job: SyncJob, account: Account) -> float:
     if wait:
         return wait
     job.calls += 1
-    reader = ConversationReader(account, rt.graph, rt.store.budgets)
+    reader = ConversationReader.of(rt, account)
     try:
         if job.older:
             _read_older(rt, job, account, reader)
@@ -74,7 +74,7 @@ def _read_listing(rt: Runtime, job: SyncJob, account: Account, reader: Conversat
                     "limit": LISTING_LIMIT}
     if job.cursor:
         params["after"] = job.cursor
-    body = reader.get(account.page_id, params, edge="conversations")
+    body = reader.get(account.node, params, edge="conversations")
     listed = Page.of(body)
     for conversation in listed.nodes:
         if _listing_ends_at(job, conversation):
