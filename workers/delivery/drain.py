@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import time
@@ -13,11 +14,13 @@ from workers.metrics import HANDLER_DELIVERIES
 from workers.records import DeadLetter, DeliveryQueue, Event
 from workers.scheduler import backoff
 from workers.state import Store
+from workers.state.waits import is_wait
 
 log = logging.getLogger(__name__)
 BATCH = 100
 TIME_BUDGET = 10.0   # seconds one task spends on a queue before handing over (time limits)
 MAX_WAIT = 30.0      # the longest wait for a slot of a busy handler
+MARK_PATIENCE = 5.0  # seconds a refused done mark is tried again: well below the soft time limit
 
 
 def run_queue(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, lease: float,
@@ -82,12 +85,25 @@ def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
         loaded.handler.handle(Event.from_dict(record))
     except Exception as exc:  # a plugin may raise anything: isolate it here
         return _failed(store, loaded, queue, record, exc, admitted=admitted)
-    store.progress.mark_done(name, event_id)  # at once: a crash after this does not deliver it twice
+    _mark_done(store, name, event_id)  # at once: a crash after this does not deliver it twice
     HANDLER_DELIVERIES.labels(name, "success").inc()
     gate.note_call(store, loaded, time.monotonic() - began, admitted)
     gate.note_recovery(store, loaded, admitted)
     log.info("delivered event=%s kind=%s handler=%s", event_id, record.get("kind"), name)
     return None
+
+
+def _mark_done(store: Store, handler: str, event_id: str) -> None:
+    """The handler has the event: a mark the store refuses (a full disk, say) would hand it over
+    again on the retry, so it is tried again here for a while before the task waits as usual."""
+    deadline = time.monotonic() + MARK_PATIENCE
+    for attempt in itertools.count(1):
+        try:
+            return store.progress.mark_done(handler, event_id)
+        except Exception as exc:
+            if not is_wait(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(min(0.25 * attempt, 2.0))  # the store's refusal lasts until room comes back
 
 
 def _failed(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, record: dict,
