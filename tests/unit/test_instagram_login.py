@@ -150,3 +150,15 @@ def test_a_page_and_an_instagram_login_account_of_one_instagram_account_deliver_
     queue = DeliveryQueue.of("jsonl", parse_envelope(body)[0])
     pending = rt.store.queues.length(HydrationQueue(IG).name) + rt.store.queues.length(queue.name)
     assert pending == 1, "the second copy is the same event: it is not queued again"
+
+
+def test_the_gap_sweep_finds_a_message_no_webhook_brought_on_the_instagram_host(rt, world, instagram):
+    start = time.time() - 600
+    for m in range(3):
+        instagram.add_message(IG, "instagram", USER, f"m_sw_{m}", text=f"t{m}", created=start + m)
+    for mid in ("m_sw_0", "m_sw_2"):  # m_sw_1's webhook never came
+        rt.store.sightings.claim(IG, mid, f"evt_webhook_{mid}", "webhook")
+    job = run_to_end(rt, start_or_resume(rt, IG, since=start - 1, mode="sweep"))
+    [found] = _delivered(rt)
+    assert (found["mid"], found["source"], job.new_messages) == ("m_sw_1", "sweep", 1)
+    assert world.calls == [] and {c["path"] for c in instagram.calls} == {"/me/conversations"}

@@ -155,6 +155,18 @@ def test_an_unsend_goes_straight_to_the_handlers_with_nothing_to_read(rt, store,
     assert all(name == DELIVER_TASK for name, _, _ in sent)
 
 
+def test_an_unsend_of_a_message_still_waiting_for_hydration_reaches_handlers_after_it(rt, store, sent):
+    message = webhook(1)
+    route(rt, [message])
+    assert queued_ids(store, HydrationQueue(PAGE)) == [message.id]
+    unsend = news_about(2, of=1, body={"message": {"is_deleted": True}})
+    route(rt, [unsend])
+    assert store.queues.length(HydrationQueue(PAGE).name) == 0, "no call for a message unsent"
+    records = store.queues.peek(DeliveryQueue.of("a", unsend).name)
+    assert [(r["kind"], r["mid"]) for r in records] == [("message", "m_1"), ("message_delete", "m_1")]
+    assert records[0]["hydration"] == "unavailable" and "unsent" in records[0]["hydration_error"]
+
+
 def test_an_edit_of_a_message_a_sync_brought_is_hydrated_not_left_out(rt, store, sent):
     store.sightings.claim(PAGE, "m_1", "evt_synced_m_1", "sync")
     edit = news_about(2, of=1, body={"message_edit": {"num_edit": 1}})

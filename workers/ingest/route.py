@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from workers.stage import Runtime
 
 BRINGS_A_MESSAGE = {"message", "echo"}  # the kinds a sync or sweep brings too
+UNSENT_LOOKUP = 1000  # queued messages an unsend looks through for its own
 
 
 def route(rt: Runtime, events: list[Event], *, force: bool = False) -> Counter[str]:
@@ -33,6 +34,8 @@ def route(rt: Runtime, events: list[Event], *, force: bool = False) -> Counter[s
         if not force and _brought_by_another(rt, event):
             where["already brought by a sync or sweep"] += 1
             continue
+        if event.kind == "message_delete":
+            ready += _unsent_while_hydrating(rt, event)
         reason = no_hydration_reason(rt, event) if event.hydration == "pending" else None
         if event.hydration != "pending" or reason is not None:
             ready.append(unavailable(event, reason) if reason else event)  # dispatch skips done ones
@@ -48,6 +51,17 @@ def route(rt: Runtime, events: list[Event], *, force: bool = False) -> Counter[s
     for queue, count in hydrating.items():
         rt.scheduler.schedule(queue, countdown=_gathering_time(rt, queue, count))
     return where
+
+
+def _unsent_while_hydrating(rt: Runtime, delete: Event) -> list[Event]:
+    """The unsent message itself, if it still waits for hydration: taken off the queue and handed
+    on as it came, so that a handler gets it before its delete (both go in timestamp order) and
+    not after, which would leave it holding a copy of a message its sender unsent."""
+    queue = HydrationQueue(delete.account_id)
+    waiting = [Pending.from_dict(item).event for item in rt.store.queues.peek(queue.name, UNSENT_LOOKUP)]
+    found = [event for event in waiting if event.mid == delete.mid and event.kind != "message_delete"]
+    rt.store.queues.dequeue(queue.name, *[event.id for event in found])
+    return [unavailable(event, "unsent by its sender before it was hydrated") for event in found]
 
 
 def _gathering_time(rt: Runtime, queue: HydrationQueue, queued: int) -> float:
