@@ -207,6 +207,7 @@ def measure_sync(conversations: int, per_conversation: int, keep: bool,
         facebook = GraphWorld(calls_per_second=CALLS_PER_SECOND)
         accounts = [{"login": "instagram", "instagram_id": PAGE, "access_token": TOKEN,
                      "calls_per_second": CALLS_PER_SECOND}]
+        world.me_only = True
         system = GraphBackedRelay(facebook, accounts, instagram_world=world)
     else:
         accounts = [{"page_id": PAGE, "access_token": TOKEN, "calls_per_second": CALLS_PER_SECOND}]

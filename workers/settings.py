@@ -38,7 +38,14 @@ class MetaSettings(Section):
     graph_version: str = "v27.0"
     appsecret_proof: bool = False
     instagram_graph_url: str = "https://graph.instagram.com"  # the host of Instagram Login accounts
-    token_refresh_before: Duration = 10 * 86400.0  # an Instagram user token is refreshed this early
+    token_refresh_before: Duration = 10 * 86400.0  # how early an Instagram user token is refreshed
+
+    @model_validator(mode="after")
+    def _refresh_within_a_tokens_life(self) -> MetaSettings:
+        if not 3600 <= self.token_refresh_before <= 59 * 86400:
+            raise ValueError("token_refresh_before: between \"1h\" and \"59d\" (a long-lived Instagram "
+                             "token lasts 60 days, and Meta refreshes one only once it is a day old)")
+        return self
 
 
 class QueueSettings(Section):
@@ -204,8 +211,13 @@ class Settings(Section):
         return self.queue.broker_url  # a redis:// broker: checked at load
 
     def account_for(self, entry_id: str | None) -> Account | None:
-        """The account a webhook `entry.id` (page id or Instagram id) belongs to."""
+        """The account a webhook `entry.id` (page id or Instagram id) or a command's `--account`
+        names: its own key first (an Instagram Login account's is its instagram_id), so that one
+        beside a Page linked to the same Instagram account is found; else the Page linked to it."""
         for account in self.accounts:
-            if entry_id in (account.page_id, account.instagram_id):
+            if entry_id == account.page_id:
+                return account
+        for account in self.accounts:
+            if entry_id == account.instagram_id:
                 return account
         return None

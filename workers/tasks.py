@@ -192,7 +192,10 @@ def sweep(self: StageTask) -> int:
     rt = _runtimes.get()
     started = rt.scheduler.restart_orphans(drained_by(rt.handlers))
     sync_runs.start_due_sweeps(rt)
-    tokens.refresh_due(rt)
+    try:
+        tokens.refresh_due(rt)
+    except Exception as exc:  # the next round tries again; the sweep must go on
+        log.warning("task=%s token refresh not done: %s", SWEEP_TASK, type(exc).__name__)
     # Several workers start sweeps; only the one that takes the flag schedules the next round.
     if rt.store.flags.claim("sweep", ttl=SWEEP_EVERY * 0.9):
         self.apply_async(countdown=SWEEP_EVERY)

@@ -23,6 +23,7 @@ DAY = 86400.0
 
 def _instagram_world() -> GraphWorld:
     world = GraphWorld()
+    world.me_only = True
     world.add_account(IG, TOKEN, issued=time.time() - 55 * DAY, expires=time.time() + 5 * DAY)
     return world
 

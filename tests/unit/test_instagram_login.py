@@ -19,6 +19,7 @@ from workers.playground.graph_world import GraphWorld
 from workers.records import DeliveryQueue, HydrationQueue
 from workers.runtime.config import settings_from_dict
 from workers.stage import Runtime
+from workers.state.accounts import fingerprint
 from workers.sync.run import run_to_end, start_or_resume
 
 IG, IG_TOKEN, USER = "17841400000000001", "ig-user-token", "IGSID1"
@@ -29,6 +30,7 @@ DAY = 86400.0
 def instagram():
     """graph.instagram.com's stand-in, with the account's token issued 50 days ago (10 days left)."""
     world = GraphWorld(calls_per_second=1000)
+    world.me_only = True
     world.add_account(IG, IG_TOKEN, issued=time.time() - 50 * DAY, expires=time.time() + 10 * DAY)
     with FakeGraphServer(world) as server:
         world.url = server.url
@@ -161,4 +163,56 @@ def test_the_gap_sweep_finds_a_message_no_webhook_brought_on_the_instagram_host(
     job = run_to_end(rt, start_or_resume(rt, IG, since=start - 1, mode="sweep"))
     [found] = _delivered(rt)
     assert (found["mid"], found["source"], job.new_messages) == ("m_sw_1", "sweep", 1)
+    assert world.calls == [] and {c["path"] for c in instagram.calls} == {"/me/conversations"}
+
+
+def test_after_a_restart_every_process_keeps_the_refreshed_token(rt, world, instagram, store):
+    tokens.refresh_due(rt)
+    restarted = in_process_runtime(store, rt.settings, lambda name, args, countdown: None,
+                                   graph=GraphClient(world.url, "v27.0"),
+                                   instagram_graph=GraphClient(instagram.url, "v27.0"))
+    fresh = restarted.token_for(restarted.settings.accounts[0])
+    assert fresh != IG_TOKEN and fresh in instagram.tokens and fresh not in instagram.revoked
+
+
+def test_an_expired_token_pauses_the_account_until_a_new_one_is_in_the_file(rt, instagram):
+    instagram.expires[IG_TOKEN] = time.time() - 1
+    account = rt.settings.accounts[0]
+    assert tokens.refresh(rt, account, now=time.time()) is False
+    paused = rt.store.accounts.paused(IG)
+    assert paused and "expired or revoked" in paused["reason"]
+    state = tokens.token_state(rt.store, account)
+    assert state and "log in again" in state["error"]
+
+
+def test_a_token_another_process_refreshed_is_used_at_once_and_nothing_pauses(rt, instagram):
+    instagram.add_message(IG, "instagram", USER, "m_race", text="x")
+    route(rt, parse_envelope(_webhook("m_race")))
+    instagram.revoked.add(IG_TOKEN)  # as if another process had refreshed it a moment ago
+    rt.store.accounts.keep_token(IG, {"token": "ig-refreshed", "origin": fingerprint(IG_TOKEN)})
+    instagram.add_account(IG, "ig-refreshed")
+    hydration.run(rt, HydrationQueue(IG), failures=0)
+    assert not rt.store.accounts.paused(IG)
+    _hydrate_all(rt)
+    assert [r["hydration"] for r in _delivered(rt)] == ["complete"]
+
+
+def test_the_instagram_login_account_is_found_by_its_id_beside_a_page_linked_to_it(world, instagram,
+                                                                                  store, tmp_path):
+    from workers.sync.estimate import estimate
+
+    settings = settings_from_dict({
+        "meta": {"app_secrets": ["s"], "verify_token": "t", "graph_url": world.url,
+                 "instagram_graph_url": instagram.url},
+        "accounts": [{"page_id": "P1", "instagram_id": IG, "access_token": "token-p1"},
+                     {"login": "instagram", "instagram_id": IG, "access_token": IG_TOKEN,
+                      "calls_per_second": 1000}],
+        "handlers": [{"type": "jsonl", "path": str(tmp_path / "events.jsonl")}]}, env={})
+    assert settings.account_for(IG) is settings.accounts[1] and settings.account_for("P1").login == "facebook"
+    rt = in_process_runtime(store, settings, lambda name, args, countdown: None,
+                            graph=GraphClient(world.url, "v27.0"),
+                            instagram_graph=GraphClient(instagram.url, "v27.0"))
+    instagram.add_message(IG, "instagram", USER, "m_est", text="x", created=time.time() - 60)
+    assert estimate(rt, IG, platform="all", since=None)["conversations"] == 1
+    assert run_to_end(rt, start_or_resume(rt, IG)).messages == 1
     assert world.calls == [] and {c["path"] for c in instagram.calls} == {"/me/conversations"}

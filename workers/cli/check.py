@@ -8,7 +8,7 @@ import time
 
 import click
 
-from workers.cli.common import config_option, settings_or_exit, when
+from workers.cli.common import config_option, private_redis_for_this_command, settings_or_exit, when
 from workers.connect.checks import Finding, check_account, check_settings, graph_client, redact
 from workers.connect.tokens import known_token, token_state
 from workers.errors import RelayError
@@ -26,11 +26,14 @@ def check(config: str | None) -> None:
     - each page's app subscription (GET /{page-id}/subscribed_apps) has every webhook field
       inbox-relay needs (fix: `inbox-relay subscribe --account ID`);
     - a shared Redis has [security] encryption_keys, or plaintext = true;
-    - data_dir is writable, and the keys open the inbox and the store (dead letters, queues).
+    - data_dir is writable, and the keys open the inbox and the store (dead letters, queues);
+    - an Instagram Login account's token: its expiry, and a refresh that failed.
 
     Tokens and secrets are never printed.
     """
     settings = settings_or_exit(config)
+    if any(account.instagram_login for account in settings.accounts):
+        private_redis_for_this_command(settings)  # a refreshed token is kept there, not in the file
     findings = [Finding("configuration", True, f"{settings.source} is valid"), _data_dir_finding(settings),
                 _keys_finding(settings), _store_keys_finding(settings), _handlers_finding(settings),
                 *check_settings(settings)]
@@ -86,7 +89,8 @@ def _keys_finding(settings: Settings) -> Finding:
 
 def _store_keys_finding(settings: Settings) -> Finding:
     """The configured keys open what the store holds (dead letters, queued events), if it answers.
-    The private Redis is not started for this: a stopped one holds nothing the keys could miss."""
+    A stopped private Redis is started for `check` only when an Instagram Login account's token is
+    needed from it; else the finding says it was not opened."""
     import redis
 
     from workers.cli.common import store_for
@@ -124,8 +128,8 @@ def _token_finding(settings: Settings, account: Account) -> list[Finding]:
     if state.get("error") and state.get("next_try"):
         # Refused while plenty is left (a token under 24 hours old, say) is no failure yet.
         urgent = expires_at is not None and expires_at - time.time() <= settings.meta.token_refresh_before
-        return [Finding(subject, not urgent, f"the last token refresh was refused ({state['error']}); "
-                                             f"next try {when(state['next_try'])}; the token expires "
+        return [Finding(subject, not urgent, f"the last token refresh: {state['error']}; next try "
+                                             f"{when(state['next_try'])}; the token expires "
                                              f"{expires or '(not known)'}")]
     if expires:
         return [Finding(subject, True, f"the token expires {expires}; the workers refresh it before")]
@@ -148,7 +152,7 @@ def _handlers_finding(settings: Settings) -> Finding:
 def _clean(text: str, settings: Settings) -> str:
     """The text without any configured secret, whatever it quotes."""
     for account in settings.accounts:
-        text = redact(text, account)
+        text = redact(text, account).replace(known_token(settings, account) or "\0", "<token>")
     for secret in (*settings.meta.app_secrets, settings.meta.verify_token):
         if len(secret) >= 6:  # a shorter one would be found in ordinary words
             text = text.replace(secret, "<secret>")

@@ -20,11 +20,13 @@ from workers.connect.samples import (
     signed_headers,
     wire_bytes,
 )
+from workers.connect.tokens import known_token
 from workers.ingest.parse import parse_envelope
-from workers.playground.seed import TOKEN as PLAYGROUND_TOKEN
-from workers.playground.seed import ask_for_known_message
+from workers.playground.seed import LOGIN_TOKEN, TOKEN, ask_for_known_message
 from workers.settings import Settings
 from workers.urls import shown
+
+PLAYGROUND_TOKENS = (TOKEN, LOGIN_TOKEN)  # the playground's accounts: their messages can be known
 
 DEFAULT_URL = "http://127.0.0.1:8000/webhook"
 # Used when no [[accounts]] is configured: inbox-relay delivers such events without hydration.
@@ -36,6 +38,9 @@ STAND_IN_IDS = {"messenger": "111899832631525", "instagram": "17841400000000000"
 @click.argument("kind", type=click.Choice(KINDS), metavar="KIND")
 @click.option("--platform", type=click.Choice(PLATFORMS), default="messenger", show_default=True,
               help="Messenger (entry.id: the page id) or Instagram (the account's instagram_id).")
+@click.option("--account", "chosen", metavar="ID",
+              help="The account to send as (page id or instagram_id) [default: the first that has the "
+                   "platform].")
 @click.option("--to", "url", default=DEFAULT_URL, show_default=True, metavar="URL",
               help="The webhook URL (another port if `inbox-relay run --port` says so).")
 @click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True, metavar="N",
@@ -47,15 +52,16 @@ STAND_IN_IDS = {"messenger": "111899832631525", "instagram": "17841400000000000"
 @click.option("--known/--unknown", default=None,
               help="Text messages the Graph API stand-in knows, so that they arrive hydrated "
                    "[default: --known with the playground's configuration]")
-def send_test_event(config: str | None, kind: str, platform: str, url: str, count: int, wait: bool,
-                    timeout: float, known: bool | None) -> None:
+def send_test_event(config: str | None, kind: str, platform: str, chosen: str | None, url: str,
+                    count: int, wait: bool, timeout: float, known: bool | None) -> None:
     """Post a test delivery of KIND, signed with the first app secret, to the webhook.
 
     \b
     KIND: text (with non-ASCII characters), attachment (an image), echo (a reply sent by the
     page), reaction, read, postback, edit (Messenger only), delete (an unsent message), batch
-    (one delivery of two entries with several items). entry.id is the first account's page id
-    (instagram_id with --platform instagram). Each delivery carries Facebook-API-Version: the
+    (one delivery of two entries with several items). entry.id is the page id of the first account
+    with Messenger, or with --platform instagram the instagram_id of the first with Instagram (an
+    Instagram Login account too); --account chooses another. Each delivery carries Facebook-API-Version: the
     configured [meta] graph_version. Messages, echoes and edits go through hydration: one the
     Graph API does not know arrives with "hydration": "unavailable" after about ten seconds.
 
@@ -65,9 +71,10 @@ def send_test_event(config: str | None, kind: str, platform: str, url: str, coun
     settings = settings_or_exit(config)
     if kind == "edit" and platform == "instagram":
         raise click.UsageError("Meta sends message edits on Messenger only")
-    account_id = _entry_id(settings, platform)
+    account_id = _entry_id(settings, platform, chosen)
     if known is None:
-        known = kind == "text" and any(a.access_token == PLAYGROUND_TOKEN for a in settings.accounts)
+        account = settings.account_for(account_id)
+        known = kind == "text" and account is not None and account.access_token in PLAYGROUND_TOKENS
     if known and kind != "text":
         raise click.UsageError("--known sends text messages only")
     build = _known_builder(settings, account_id) if known else build_delivery
@@ -87,11 +94,13 @@ def _known_builder(settings: Settings, account_id: str) -> Callable[[str, str, s
     if account is None:
         raise click.UsageError("--known needs an [[accounts]] entry (the playground writes one)")
 
+    host = settings.meta.instagram_graph_url if account.instagram_login else settings.meta.graph_url
+
     def build(kind: str, platform: str, entry_id: str) -> dict:
         try:
-            mid, user = ask_for_known_message(settings.meta.graph_url, account.access_token, platform, TEXT)
+            mid, user = ask_for_known_message(host, known_token(settings, account), platform, TEXT)
         except (OSError, ValueError) as exc:
-            raise click.ClickException(f"--known: {settings.meta.graph_url} is no playground stand-in "
+            raise click.ClickException(f"--known: {host} is no playground stand-in "
                                        f"({exc}); start `inbox-relay playground`") from None
         return known_text(platform, entry_id, mid=mid, user=user, text=TEXT)
     return build
@@ -112,18 +121,21 @@ def _hydration_trouble(settings: Settings, account_id: str) -> str | None:
             f"(messages are delivered without details from {when(trouble['gives_up_at'])}).")
 
 
-def _entry_id(settings: Settings, platform: str) -> str:
+def _entry_id(settings: Settings, platform: str, chosen: str | None) -> str:
+    """The entry.id to send under: the chosen account's, else the first account's with `platform`."""
     if not settings.accounts:
         click.echo(f"no [[accounts]] configured: sending as test account {STAND_IN_IDS[platform]}, "
                    "whose messages are delivered without hydration", err=True)
         return STAND_IN_IDS[platform]
-    account = settings.accounts[0]
-    if platform == "instagram":
-        if not account.instagram_id:
-            raise click.ClickException(f"account {account.page_id} has no instagram_id: add the linked "
-                                       "Instagram professional account's id to send Instagram events")
-        return account.instagram_id
-    return account.page_id
+    account = settings.account_for(chosen) if chosen else next(
+        (a for a in settings.accounts if platform in a.platforms), settings.accounts[0])
+    if account is None:
+        raise click.BadParameter(f"no [[accounts]] entry for {chosen}", param_hint="--account")
+    if platform not in account.platforms:
+        what = ("is an Instagram Login account: use --platform instagram" if account.instagram_login
+                else "has no instagram_id: add the linked Instagram professional account's id")
+        raise click.ClickException(f"account {account.page_id} {what}")
+    return (account.instagram_id or account.page_id) if platform == "instagram" else account.page_id
 
 
 def _watch(settings: Settings, envelopes: list[dict]) -> JsonlWatch:

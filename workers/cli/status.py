@@ -130,7 +130,7 @@ def _token_line(page_id: str, token: dict) -> str:
     expires = f"expires {when(token['expires_at'])}" if token.get("expires_at") else "expiry not known yet"
     line = f"{page_id}: Instagram Login token {expires}"
     if token.get("error"):
-        line += f"; the last refresh was refused ({token['error']}), next try {when(token.get('next_try'))}"
+        line += f"; the last refresh: {token['error']}; next try {when(token.get('next_try'))}"
     return line
 
 

@@ -7,7 +7,7 @@ import re
 
 import click
 
-from workers.cli.common import config_option, settings_or_exit
+from workers.cli.common import config_option, private_redis_for_this_command, settings_or_exit
 from workers.connect.checks import (
     NEEDED_FIELDS,
     describe,
@@ -61,6 +61,8 @@ def subscribe_command(config: str | None, account_id: str, fields: list[str] | N
     """
     settings = settings_or_exit(config)
     account = _account(settings, account_id)
+    if account.instagram_login:
+        private_redis_for_this_command(settings)  # a refreshed token is kept there, not in the file
     fields = list(needed_fields(account)) if fields is None else fields
     _known_or_exit(account, fields)
     graph, token = graph_client(settings, account=account), known_token(settings, account)

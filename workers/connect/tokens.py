@@ -5,8 +5,9 @@ than `[meta] token_refresh_before` is left, and once at start while its expiry i
 The refreshed token is kept in the store, sealed, beside the fingerprint of the configured token it
 descends from: every process uses it from then on (`AccountState.current_token`), and a restart
 does not go back to the file's older token, which may stop working at any time. A new token in the
-file starts over. A refresh never pauses an account: Meta refuses tokens under 24 hours old, and an
-expired token shows up on the next Conversations call, which pauses the account as today.
+file starts over. Meta refuses to refresh a token under 24 hours old: that is tried again later, no
+failure while the token has time left. A refresh answered "token invalid" (code 190: expired or
+revoked) pauses the account as an invalid token does, until a new token is in the file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from workers.crypto import Codec
-from workers.errors import GraphError
+from workers.errors import GraphError, GraphTokenInvalid
 from workers.scheduler import backoff
 from workers.settings import Account, Settings
 from workers.state import Store
@@ -57,20 +58,22 @@ def refresh(rt: Runtime, account: Account, *, now: float) -> bool:
     """One refresh; the outcome is kept for every process and for `status`."""
     record = _record(rt, account)
     token = rt.token_for(account)
-    graph = rt.graph_for(account)
     try:
-        body, _ = graph.get(REFRESH_PATH, token=token, params={"grant_type": "ig_refresh_token"},
-                            versioned=False)
+        body, _ = rt.graph_for(account).get(REFRESH_PATH, token=token, versioned=False,
+                                            params={"grant_type": "ig_refresh_token"})
         fresh, lasts = str(body["access_token"]), float(body["expires_in"])
+    except GraphTokenInvalid as exc:  # expired or revoked: only a new login helps
+        rt.store.accounts.pause(account.page_id, fingerprint(token), f"code {exc.code}: expired or revoked")
+        _refused(rt, account, record, now, f"the token is invalid or expired ({exc.where}): log in again "
+                                           f"and put the new token in the file", level=logging.ERROR)
+        return False
     except (GraphError, KeyError, TypeError, ValueError) as exc:
-        failures = int(record.get("failures") or 0) + 1
-        wait = backoff(failures, base=FIRST_RETRY, cap=LONGEST_RETRY)
-        error = exc.where if isinstance(exc, GraphError) else f"unexpected answer ({type(exc).__name__})"
-        rt.store.accounts.keep_token(account.page_id, {**record, "failures": failures, "error": error,
-                                                       "next_try": now + wait, "tried_at": now})
-        log.log(logging.WARNING if failures == 1 else logging.INFO,
-                "account=%s token refresh refused (%s); trying again in %.0f min (a token under 24 "
-                "hours old cannot be refreshed yet)", account.page_id, error, wait / 60)
+        where = exc.where if isinstance(exc, GraphError) else f"unexpected answer ({type(exc).__name__})"
+        # Meta refuses a token under 24 hours old: no failure while the token has time left.
+        urgent = record.get("expires_at") is not None and \
+            float(record["expires_at"]) - now <= rt.settings.meta.token_refresh_before
+        level = logging.WARNING if urgent else logging.INFO
+        _refused(rt, account, record, now, f"refused: {where}", level=level)
         return False
     rt.store.accounts.keep_token(account.page_id, {
         "token": fresh, "origin": record["origin"], "expires_at": now + lasts, "refreshed_at": now,
@@ -78,6 +81,16 @@ def refresh(rt: Runtime, account: Account, *, now: float) -> bool:
     log.info("account=%s token refreshed; it expires %s", account.page_id,
              time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now + lasts)))
     return True
+
+
+def _refused(rt: Runtime, account: Account, record: dict, now: float, error: str, *, level: int) -> None:
+    """Keep a refused refresh (tried again later, with backoff) for `status` and `check`."""
+    failures = int(record.get("failures") or 0) + 1
+    wait = backoff(failures, base=FIRST_RETRY, cap=LONGEST_RETRY)
+    rt.store.accounts.keep_token(account.page_id, {**record, "failures": failures, "error": error,
+                                                   "next_try": now + wait, "tried_at": now})
+    log.log(level if failures == 1 else logging.INFO, "account=%s token refresh %s; next try in %.0f min",
+            account.page_id, error, wait / 60)
 
 
 def _record(rt: Runtime, account: Account) -> dict:

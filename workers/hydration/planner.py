@@ -134,7 +134,9 @@ def _hydrate_one(event: Event, reader: ConversationReader, conversation_id: str 
     try:
         message = reader.get(event.mid or "", {"fields": MESSAGE_FIELDS})
     except GraphPermanent as exc:
-        return Outcome(settled=[unavailable(event, f"graph: {exc}", conversation_id)])
+        # Meta answers a message past its conversation's 20 newest with code 100 ("does not exist")
+        reason = f"{BEYOND_NEWEST} (the API answered {exc.where})" if exc.code == 100 else f"graph: {exc}"
+        return Outcome(settled=[unavailable(event, reason, conversation_id)])
     return Outcome(settled=[_complete(event, message, conversation_id)])
 
 

@@ -58,6 +58,8 @@ def _call(rt: Runtime, queue: HydrationQueue, account: Account, pending: list[Pe
         log.warning("account=%s throttled (%s); waiting %.0fs", account.page_id, exc.where, wait)
         return wait, False
     except GraphTokenInvalid as exc:
+        if rt.token_for(account) != reader.token:  # refreshed meanwhile: the next call carries it
+            return 0.0, False
         rt.store.accounts.pause(account.page_id, fingerprint(reader.token), f"code {exc.code}")
         log.error("account=%s token invalid (%s): hydration paused until the token is replaced",
                   account.page_id, exc.where)

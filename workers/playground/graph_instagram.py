@@ -19,11 +19,14 @@ REFRESH_AFTER = 86400   # a token is refreshed once it is this old
 
 
 def resolve_me(world: GraphWorld, path: str, token: str) -> str:
-    """`/me/...` as the path of the token's account."""
+    """`/me/...` as the path of the token's account. On the Instagram host (`me_only`), the
+    account's own id is no node: its edges are reached by `me` alone, as Meta documents."""
     parts = path.strip("/").split("/")
     account = world.tokens.get(token)
     if parts[0] == "me" and account is not None:
         return "/".join([account, *parts[1:]])
+    if world.me_only and parts[0] == account:
+        return "/".join(["not-a-node", *parts[1:]])  # answered 100/33, as for any unknown id
     return path
 
 

@@ -70,7 +70,7 @@ class GraphWorld:
         # Instagram Login tokens (graph_instagram.py): when each was issued and expires, refreshes
         self.issued: dict[str, float] = {}
         self.expires: dict[str, float] = {}
-        self.refreshes = 0
+        self.refreshes, self.me_only = 0, False  # me_only: the Instagram host, where ids are no node
         self.clock = graph_instagram.wall_clock
 
     # -- building the world ---------------------------------------------------------------

@@ -36,6 +36,7 @@ def seeded_world() -> GraphWorld:
 def seeded_instagram_world() -> GraphWorld:
     """The Instagram Login host's stand-in: one account, a conversation, a token two days old."""
     world = GraphWorld(calls_per_second=2.0)
+    world.me_only = True
     world.add_account(LOGIN_ID, LOGIN_TOKEN, issued=time.time() - 2 * 86400,
                       expires=time.time() + 58 * 86400)
     start = time.time() - 2 * 3600
