@@ -208,7 +208,8 @@ def test_the_instagram_login_account_is_found_by_its_id_beside_a_page_linked_to_
                      {"login": "instagram", "instagram_id": IG, "access_token": IG_TOKEN,
                       "calls_per_second": 1000}],
         "handlers": [{"type": "jsonl", "path": str(tmp_path / "events.jsonl")}]}, env={})
-    assert settings.account_for(IG) is settings.accounts[1] and settings.account_for("P1").login == "facebook"
+    page, login = settings.accounts
+    assert settings.account_for(IG) is login and settings.account_for("P1") is page
     rt = in_process_runtime(store, settings, lambda name, args, countdown: None,
                             graph=GraphClient(world.url, "v27.0"),
                             instagram_graph=GraphClient(instagram.url, "v27.0"))
