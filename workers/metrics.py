@@ -21,3 +21,5 @@ ACK_SECONDS = Histogram("inbox_relay_ack_seconds", "Time to answer a webhook del
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 HANDLER_PAUSES = Counter("inbox_relay_handler_pauses", "Times a handler's circuit breaker paused it "
                          "(failed attempts in a row)", ["handler"])
+EVENT_LOG_ERRORS = Counter("inbox_relay_event_log_errors", "Batches the event log could not write "
+                           "(kept for the next try; delivery goes on)")

@@ -111,6 +111,13 @@ class SyncSettings(Section):
     sweep_every: Annotated[float | None, BeforeValidator(_off_or_duration)] = 15 * 60.0
 
 
+class EventsSettings(Section):
+    """`[events]`: the event log (what happened to every event) and how long it keeps it."""
+
+    log_url: str = ""  # empty: SQLite in data_dir (one machine); postgresql://... for many; "off"
+    keep: Duration = 7 * 86400.0
+
+
 class HandlerConfig(BaseModel):
     """`[[handlers]]`: the plugin type, its delivery policy; every other key goes to the plugin."""
 
@@ -149,6 +156,7 @@ class Settings(Section):
     hydration: HydrationSettings = HydrationSettings()
     security: SecuritySettings = SecuritySettings()
     sync: SyncSettings = SyncSettings()
+    events: EventsSettings = EventsSettings()
     handlers: Annotated[tuple[HandlerConfig, ...], BeforeValidator(_list_as_tuple)] = ()
     source: Path | None = None
 

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from workers.crypto import Codec
+from workers.events.log import EventLog
 from workers.graph import GraphClient
 from workers.handler import LoadedHandler
 from workers.scheduler import Scheduler
@@ -35,6 +36,8 @@ class Runtime:
     # The Graph client of Instagram Login accounts (graph.instagram.com): the host and the account
     # path (`me`) are all that differ; None: the one client serves every account (unit tests).
     instagram_graph: GraphClient | None = None
+    # The event log, written in batches at the end of each task; None: not kept (unit tests).
+    journal: EventLog | None = None
 
     def graph_for(self, account: Account) -> GraphClient:
         """The Graph client on the account's host."""
@@ -57,3 +60,8 @@ class Runtime:
         for graph in (self.graph, self.instagram_graph):
             if graph is not None:
                 graph.close()
+        if self.journal is not None:
+            try:
+                self.journal.close()
+            except Exception as exc:  # a log that cannot be written must not stop the reload
+                log.warning("event log not closed cleanly: %s", type(exc).__name__)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 from celery import Task, current_app, shared_task
 from celery.exceptions import Reject, Retry
-from celery.signals import worker_ready
+from celery.signals import task_postrun, worker_ready
 
 from workers.connect import tokens
 from workers.delivery.drain import run_queue
@@ -134,7 +135,8 @@ def deliver(self: StageTask, queue_name: str, waits: int = 0) -> None:
     loaded = rt.handlers[queue.handler]
 
     def stage() -> None:
-        delay, waited = run_queue(rt.store, loaded, queue, lease=rt.settings.slot_lease, waits=waits)
+        delay, waited = run_queue(rt.store, loaded, queue, lease=rt.settings.slot_lease, waits=waits,
+                                  journal=rt.journal)
         if delay is not None:
             raise _retry_later(self, rt, queue, delay, waits=waited)
         rt.scheduler.finish(queue)
@@ -192,14 +194,29 @@ def sweep(self: StageTask) -> int:
     rt = _runtimes.get()
     started = rt.scheduler.restart_orphans(drained_by(rt.handlers))
     sync_runs.start_due_sweeps(rt)
-    try:
-        tokens.refresh_due(rt)
-    except Exception as exc:  # the next round tries again; the sweep must go on
-        log.warning("task=%s token refresh not done: %s", SWEEP_TASK, type(exc).__name__)
+    for chore in (tokens.refresh_due, _prune_event_log):
+        try:
+            chore(rt)
+        except Exception as exc:  # the next round tries again; the sweep must go on
+            log.warning("task=%s %s not done: %s", SWEEP_TASK, chore.__name__, type(exc).__name__)
     # Several workers start sweeps; only the one that takes the flag schedules the next round.
     if rt.store.flags.claim("sweep", ttl=SWEEP_EVERY * 0.9):
         self.apply_async(countdown=SWEEP_EVERY)
     return started
+
+
+def _prune_event_log(rt: Runtime) -> None:
+    """Remove event log rows older than `[events] keep`, a little at a time."""
+    if rt.journal is not None:
+        rt.journal.prune(time.time() - rt.settings.events.keep)
+
+
+@task_postrun.connect
+def _write_event_log(sender: object = None, **_kwargs: object) -> None:
+    """Write what the task gave the event log, in one transaction, once its work is done."""
+    rt = _runtimes.built
+    if rt is not None and rt.journal is not None:
+        rt.journal.flush()
 
 
 @worker_ready.connect

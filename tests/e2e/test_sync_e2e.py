@@ -40,6 +40,8 @@ def test_sync_brings_history_in_once_and_resumes_nothing_new():
         records = relay.events()
         assert {r["source"] for r in records} == {"sync"} and len({r["id"] for r in records}) == 690
         assert sum(r["hydration"] == "complete" for r in records) == 30 * 20
+        logged = _cli(relay, "events", "list", "--source", "sync", "--limit", "1000", "--json")
+        assert len({e["id"] for e in json.loads(logged.stdout)}) == 690, "every synced event is logged"
 
         rerun = _cli(relay, "sync", "--account", PAGE)
         again = json.loads(rerun.stdout.strip().splitlines()[-1])

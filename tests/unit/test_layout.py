@@ -70,7 +70,7 @@ FLOORS = {
     1: ("workers.settings", "workers.account", "workers.records", "workers.errors", "workers.durations",
         "workers.times", "workers.environment", "workers.crypto", "workers.metrics", "workers.handler",
         "workers.plugin", "workers.priority", "workers.graph_page", "workers.urls"),
-    2: ("workers.state", "workers.graph", "workers.scheduler", "workers.stage"),
+    2: ("workers.state", "workers.events", "workers.graph", "workers.scheduler", "workers.stage"),
     3.0: ("workers.delivery", "workers.inbox", "workers.connect"),
     3.1: ("workers.hydration",),
     3.2: ("workers.ingest",),

@@ -13,6 +13,7 @@ from workers.cli.common import config_option, port_free_or_exit
 from workers.cli.common import settings_or_exit as _settings
 from workers.cli.dead_letters import dead_letters
 from workers.cli.deliveries import deliveries
+from workers.cli.events import events
 from workers.cli.inbox import inbox
 from workers.cli.init import init
 from workers.cli.keys import keygen, rotate_keys
@@ -212,6 +213,7 @@ def _exec(command: list[str], settings: Settings) -> None:
 
 main.add_command(dead_letters)
 main.add_command(deliveries)
+main.add_command(events)
 main.add_command(inbox)
 main.add_command(status)
 main.add_command(sync)

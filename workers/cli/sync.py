@@ -85,9 +85,15 @@ def _runtime(settings):
     return build_runtime(settings, create_celery(settings).send_task)
 
 
+def _write_log(rt) -> None:
+    """The event log gets the synced events as the sync goes (a worker's task does it at its end)."""
+    if rt.journal is not None:
+        rt.journal.flush()
+
+
 def _with_progress(rt, job: SyncJob) -> SyncJob:
     if not sys.stderr.isatty():
-        return run_to_end(rt, job)
+        return run_to_end(rt, job, on_step=lambda current: _write_log(rt))
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
@@ -103,7 +109,10 @@ def _with_progress(rt, job: SyncJob) -> SyncJob:
             progress.update(bar, completed=current.conversations, total=max(known, 1),
                             counts=f"{current.conversations} conversations, {current.messages} "
                                    f"messages, {current.calls} calls")
-        done = run_to_end(rt, job, on_step=show)
+        def step(current: SyncJob) -> None:
+            show(current)
+            _write_log(rt)
+        done = run_to_end(rt, job, on_step=step)
         show(done)
         progress.update(bar, total=max(done.conversations, 1), completed=max(done.conversations, 1))
         return done

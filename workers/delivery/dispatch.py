@@ -22,6 +22,8 @@ def dispatch(rt: Runtime, events: list[Event]) -> Counter[str]:
     All are queued, oldest first, before any drain task starts, so that a handler sees them in
     timestamp order.
     """
+    if rt.journal is not None:
+        rt.journal.note_events(events)  # written at the end of the task, after the handlers had them
     wanted = [(loaded.name, event) for event in sorted(events, key=lambda e: e.timestamp or 0)
               for loaded in rt.handlers.values() if loaded.accepts(event.kind)]
     done = rt.store.progress.done_many([(name, event.id) for name, event in wanted])
@@ -82,7 +84,8 @@ def _drain_inline(rt: Runtime, queue: DeliveryQueue, admitted: gate.Pass | gate.
         return admitted.seconds
     if left <= 0:
         return 0.0
-    return drain(rt.store, rt.handlers[queue.handler], queue, time_budget=left, admitted=admitted)
+    return drain(rt.store, rt.handlers[queue.handler], queue, time_budget=left, admitted=admitted,
+                 journal=rt.journal)
 
 
 def _leave(rt: Runtime, admitted: tuple[str, gate.Pass | gate.Wait] | None) -> None:

@@ -10,6 +10,7 @@ import time
 from workers.delivery import gate
 from workers.delivery.plugins import LoadedHandler
 from workers.errors import HandlerRejected
+from workers.events.log import Attempt, EventLog, error_text
 from workers.metrics import HANDLER_DELIVERIES
 from workers.records import DeadLetter, DeliveryQueue, Event
 from workers.scheduler import backoff
@@ -24,35 +25,35 @@ MARK_PATIENCE = 5.0  # seconds a refused done mark is tried again: well below th
 
 
 def run_queue(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, lease: float,
-              waits: int = 0) -> tuple[float | None, int]:
+              waits: int = 0, journal: EventLog | None = None) -> tuple[float | None, int]:
     """Drain the queue if its handler may be called now: (retry delay or None when done, the
     waits in a row so far, which lengthen the next wait for a slot)."""
     admitted = gate.admit(store, loaded, lease=lease)
     if isinstance(admitted, gate.Wait):
         # A pause says how long it lasts; only waits for a slot grow with their number.
         grown = 0 if admitted.reason == "paused" else waits + 1
-        return wait_out(store, loaded, queue, admitted, waits), grown
+        return wait_out(store, loaded, queue, admitted, waits, journal=journal), grown
     try:
-        return drain(store, loaded, queue, admitted=admitted), 0
+        return drain(store, loaded, queue, admitted=admitted, journal=journal), 0
     finally:
         gate.leave(store, loaded, admitted)
 
 
 def wait_out(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, wait: gate.Wait,
-             waits: int) -> float | None:
+             waits: int, *, journal: EventLog | None = None) -> float | None:
     """The delay before a queue whose handler may not be called is tried again. A handler failing
     for longer than its `max_age` dead-letters what waits, without a call (None: none left), both
     while paused and while the probe after a pause holds its slot."""
     if wait.since is not None and time.time() - wait.since >= loaded.config.max_age:
-        _give_up_on(store, loaded, queue, since=wait.since)
+        _give_up_on(store, loaded, queue, since=wait.since, journal=journal)
         return 0.0 if store.queues.length(queue.name) else None
     if wait.reason != "paused":
         return backoff(waits + 1, base=wait.seconds or gate.BUSY_WAIT, cap=MAX_WAIT)
     return wait.seconds * random.uniform(1.0, 1.1)  # queues of one handler do not all wake at once
 
 
-def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
-          time_budget: float = TIME_BUDGET, *, admitted: gate.Pass | None = None) -> float | None:
+def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, time_budget: float = TIME_BUDGET,
+          *, admitted: gate.Pass | None = None, journal: EventLog | None = None) -> float | None:
     """Deliver the queue's events oldest first; returns a retry delay if the head must wait
     (0 when the time budget ran out first)."""
     started = time.monotonic()
@@ -64,7 +65,7 @@ def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
             if time.monotonic() - started > time_budget:
                 return 0.0  # go on in a fresh task
             if not had:
-                delay = deliver_one(store, loaded, queue, record, admitted=admitted)
+                delay = deliver_one(store, loaded, queue, record, admitted=admitted, journal=journal)
                 if delay is not None:
                     return delay
             moved_on.append(record["id"])
@@ -75,8 +76,8 @@ def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
     return None
 
 
-def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
-                record: dict, *, admitted: gate.Pass | None = None) -> float | None:
+def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, record: dict, *,
+                admitted: gate.Pass | None = None, journal: EventLog | None = None) -> float | None:
     """Give one event to the handler and mark it done; None when it moved on (delivered or
     dead-lettered), else the delay before the next attempt."""
     name, event_id = loaded.name, record["id"]
@@ -84,8 +85,12 @@ def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
     try:
         loaded.handler.handle(Event.from_dict(record))
     except Exception as exc:  # a plugin may raise anything: isolate it here
-        return _failed(store, loaded, queue, record, exc, admitted=admitted)
-    _mark_done(store, name, event_id)  # at once: a crash after this does not deliver it twice
+        return _failed(store, loaded, queue, record, exc, admitted=admitted, journal=journal,
+                       seconds=time.monotonic() - began)
+    earlier = _mark_done(store, name, event_id)  # at once: a crash after this does not deliver it twice
+    if journal is not None:
+        journal.note_attempt(Attempt(event_id, name, earlier + 1, "success",
+                                     duration_ms=(time.monotonic() - began) * 1000))
     HANDLER_DELIVERIES.labels(name, "success").inc()
     gate.note_call(store, loaded, time.monotonic() - began, admitted)
     gate.note_recovery(store, loaded, admitted)
@@ -93,9 +98,10 @@ def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue,
     return None
 
 
-def _mark_done(store: Store, handler: str, event_id: str) -> None:
+def _mark_done(store: Store, handler: str, event_id: str) -> int:
     """The handler has the event: a mark the store refuses (a full disk, say) would hand it over
-    again on the retry, so it is tried again here for a while before the task waits as usual."""
+    again on the retry, so it is tried again here for a while before the task waits as usual.
+    Returns the event's failed attempts before this one."""
     deadline = time.monotonic() + MARK_PATIENCE
     for attempt in itertools.count(1):
         try:
@@ -104,10 +110,12 @@ def _mark_done(store: Store, handler: str, event_id: str) -> None:
             if not is_wait(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(min(0.25 * attempt, 2.0))  # the store's refusal lasts until room comes back
+    raise AssertionError("unreachable: itertools.count never ends")
 
 
 def _failed(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, record: dict,
-            exc: Exception, *, admitted: gate.Pass | None) -> float | None:
+            exc: Exception, *, admitted: gate.Pass | None, journal: EventLog | None = None,
+            seconds: float = 0.0) -> float | None:
     attempts, first_failure = store.progress.note_failure(loaded.name, record["id"])
     log.warning("handler=%s event=%s attempt=%d failed: %s", loaded.name, record["id"],
                 attempts, type(exc).__name__)
@@ -118,6 +126,10 @@ def _failed(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, record: d
     outage = admitted.breaker.since if admitted and admitted.breaker.since else first_failure
     policy = loaded.config
     exhausted = attempts >= policy.max_attempts or time.time() - min(first_failure, outage) >= policy.max_age
+    if journal is not None:
+        journal.note_attempt(Attempt(record["id"], loaded.name, attempts,
+                                     "dead_letter" if exhausted or rejected else "retry",
+                                     error=error_text(exc), duration_ms=seconds * 1000))
     if not (exhausted or rejected):
         HANDLER_DELIVERIES.labels(loaded.name, "retry").inc()
         return max(backoff(attempts), pause or 0.0)
@@ -126,7 +138,8 @@ def _failed(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, record: d
     return None
 
 
-def _give_up_on(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, since: float) -> None:
+def _give_up_on(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, since: float,
+                journal: EventLog | None = None) -> None:
     """Dead-letter the queue's waiting events (one batch): their handler has failed too long."""
     records = store.queues.peek(queue.name, BATCH)
     done = store.progress.done_many([(loaded.name, record["id"]) for record in records])
@@ -136,6 +149,8 @@ def _give_up_on(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, si
             store.queues.dequeue(queue.name, record["id"])
             continue
         attempts, first_failure = store.progress.attempts(loaded.name, record["id"])
+        if journal is not None:
+            journal.note_attempt(Attempt(record["id"], loaded.name, attempts, "dead_letter", error=error))
         _dead_letter(store, loaded, queue, record, attempts=attempts,
                      first_failure=min(first_failure or since, since), error=error)
 

@@ -6,6 +6,8 @@ import logging
 
 from workers.crypto import Codec
 from workers.delivery.plugins import load_handlers
+from workers.events.database import open_database
+from workers.events.log import EventLog
 from workers.graph import GraphClient
 from workers.runtime.config import load_settings, source_mtime
 from workers.scheduler import Scheduler, SendTask
@@ -29,8 +31,15 @@ def build_runtime(settings: Settings, send_task: SendTask) -> Runtime:
                           coalesce_seconds=settings.hydration.coalesce_seconds)
     instagram = GraphClient(meta.instagram_graph_url, meta.graph_version) if any(
         account.instagram_login for account in settings.accounts) else None
+    journal = None if settings.events.log_url == "off" else event_log_for(settings, codec)
     return Runtime(settings, store, graph, load_handlers(settings), scheduler, codec,
-                   deliver_inline_for=DELIVER_INLINE_FOR, instagram_graph=instagram)
+                   deliver_inline_for=DELIVER_INLINE_FOR, instagram_graph=instagram, journal=journal)
+
+
+def event_log_for(settings: Settings, codec: Codec | None = None) -> EventLog:
+    """The event log of these settings, opened on first use (so a worker starts without it)."""
+    codec = codec or Codec(settings.encryption_keys)
+    return EventLog(lambda: open_database(settings.events.log_url, settings.data_dir), codec)
 
 
 class RuntimeCache:
@@ -40,6 +49,11 @@ class RuntimeCache:
         self.send_task = send_task
         self._runtime: Runtime | None = None
         self._mtime: float | None = None
+
+    @property
+    def built(self) -> Runtime | None:
+        """The Runtime built so far (None before the first task), without building one."""
+        return self._runtime
 
     def get(self) -> Runtime:
         """The current Runtime, built on first use."""

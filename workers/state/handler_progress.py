@@ -11,10 +11,13 @@ DONE_TTL = 30 * DAY  # how long "handler X already has event Y" is remembered
 # The done mark is written after the handler took the event: if Redis refused it (at `maxmemory`
 # with noeviction), the retry would hand the event to the handler a second time. Redis refuses a
 # script's memory-growing command only while the script has written nothing yet, so this one
-# deletes the attempts first (a write that frees memory) and then may always set the mark.
+# deletes the attempts first (a write that frees memory) and then may always set the mark. It
+# answers the failed attempts that came before, for the event log (a read: no write yet).
 _MARK_DONE = """
+local earlier = redis.call('HGET', KEYS[2], 'attempts')
 redis.call('DEL', KEYS[2])
-return redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+return tonumber(earlier or '0')
 """
 
 
@@ -27,10 +30,11 @@ class HandlerProgress(Concern):
         super().__init__(*args, **kwargs)
         self._mark_done = self._redis.register_script(_MARK_DONE)
 
-    def mark_done(self, handler: str, event_id: str) -> None:
-        """Remember that `handler` succeeded with this event (its failed attempts are forgotten)."""
-        self._mark_done(keys=[self._key("done", handler, event_id), self._key("attempts", handler, event_id)],
-                        args=[int(self.done_ttl)])
+    def mark_done(self, handler: str, event_id: str) -> int:
+        """Remember that `handler` succeeded with this event (its failed attempts are forgotten);
+        returns how many attempts failed before."""
+        keys = [self._key("done", handler, event_id), self._key("attempts", handler, event_id)]
+        return int(self._mark_done(keys=keys, args=[int(self.done_ttl)]) or 0)
 
     def is_done(self, handler: str, event_id: str) -> bool:
         """Whether `handler` already succeeded with this event."""
