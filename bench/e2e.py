@@ -85,11 +85,13 @@ def latencies(count: int, broker_url: str) -> dict[str, list[float]]:
     return {"read event": reads, "message, hydrated": messages}
 
 
-def throughput(broker_url: str, deliveries: int) -> float:
-    """Events per second from the first POST to the last record, CLIENTS clients posting."""
+def throughput(broker_url: str, deliveries: int, events: dict | None = None) -> float:
+    """Events per second from the first POST to the last record, CLIENTS clients posting;
+    `events`: the `[events]` table (the event log's home, or "off")."""
+    extra = {"events": events} if events else None
     relay = RelayProcess(lambda d: write_config(d / "inbox-relay.toml", graph_url="http://127.0.0.1:9",
                                                 accounts=[{"page_id": PAGE, "access_token": "unused"}],
-                                                broker_url=broker_url))
+                                                broker_url=broker_url, extra=extra))
     bodies = [read_delivery("tp", n) for n in range(deliveries)]
     expected = deliveries * EVENTS_PER_DELIVERY
     try:

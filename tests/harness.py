@@ -105,7 +105,7 @@ def write_config(path: Path, *, graph_url: str, accounts: list[dict], broker_url
              f"verify_token = {toml_value(VERIFY_TOKEN)}", f"graph_url = {toml_value(graph_url)}"]
     for key, value in (extra or {}).get("meta", {}).items():
         lines.append(f"{key} = {toml_value(value)}")
-    for section in ("queue", "hydration", "web", "security"):
+    for section in ("queue", "hydration", "web", "security", "events", "sync"):
         values = {"broker_url": broker_url, "data_dir": "var"} if section == "queue" else {}
         values.update((extra or {}).get(section, {}))
         if values:
