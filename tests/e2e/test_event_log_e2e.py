@@ -1,11 +1,13 @@
 """The event log end to end: traffic through `inbox-relay run` with a handler that succeeds and
 one that always fails; then `events list --outcome dead_letter`, `events show` and `events replay`
-through the command line tell the story, with no message text or token in the log's plain columns."""
+through the command line tell the story; with the log in data_dir (SQLite) and in PostgreSQL."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
+import psycopg
 import pytest
 
 from tests.e2e.test_handlers_e2e import _cli
@@ -13,18 +15,30 @@ from tests.harness import RelayProcess, wait_for, write_config
 from workers.ingest.parse import parse_envelope
 
 PAGE = "626262"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 FAILING = {"type": "http", "name": "crm", "url": "http://127.0.0.1:9/hook", "max_attempts": 2,
            "pause_after": 0, "timeout": 2}
 
 
-@pytest.fixture(scope="module")
-def system():
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def system(request):
+    """`inbox-relay run` with the log in data_dir, or in a PostgreSQL database of its own."""
+    database = f"ir_e2e_{uuid.uuid4().hex[:10]}" if request.param == "postgresql" else None
+    if database:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {database}")
+    events = {"log_url": f"{POSTGRES}/{database}"} if database else {}
     relay = RelayProcess(lambda d: write_config(
-        d / "c.toml", graph_url="http://127.0.0.1:9", accounts=[],
+        d / "c.toml", graph_url="http://127.0.0.1:9", accounts=[], extra={"events": events},
         handlers=[{"type": "jsonl", "path": "var/events.jsonl"}, FAILING]))
     relay.start()
     yield relay
     relay.cleanup()
+    if database:
+        with psycopg.connect(f"{POSTGRES}/{database}") as db:
+            assert db.execute("SELECT COUNT(*) FROM events").fetchone() != (0,), "the log went elsewhere"
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 def _read(n: int) -> bytes:
