@@ -7,7 +7,10 @@ event among a million.
 2. `events list --mid` (the query itself, in-process) on a log seeded with 1,000,000 events and
    as many attempts, on SQLite and PostgreSQL. Target: under 50 ms.
 
-    cd /work/main && .venv/bin/python bench/event_log.py [--quick]
+3. With `--retention SECONDS`: a steady load with `[events] keep = "60s"`, the log's rows and
+   bytes every 20 s: they level off instead of growing with the traffic.
+
+    cd /work/main && .venv/bin/python bench/event_log.py [--quick] [--retention 240]
 """
 
 from __future__ import annotations
@@ -95,10 +98,53 @@ def measure_lookups(rows: int) -> list[list]:
     return results
 
 
+def retention(seconds: float, keep: str = "60s", rate: float = 10.0) -> list[list]:
+    """A steady load for `seconds` with `[events] keep` scaled down: the log's rows and bytes
+    sampled every 20 s (the sweep prunes once a minute, so the rows level off near
+    rate x events per delivery x (keep + 60 s))."""
+    from bench.e2e import EVENTS_PER_DELIVERY, PAGE, read_delivery
+    from tests.harness import RelayProcess, write_config
+
+    relay = RelayProcess(lambda d: write_config(d / "inbox-relay.toml", graph_url="http://127.0.0.1:9",
+                                                accounts=[{"page_id": PAGE, "access_token": "unused"}],
+                                                extra={"events": {"keep": keep}}))
+    samples: list[list] = []
+    try:
+        relay.start()
+        began, n = time.monotonic(), 0
+        next_sample = began + 20
+        while time.monotonic() - began < seconds:
+            assert relay.post(read_delivery("rt", n))[0] == 200
+            n += 1
+            time.sleep(max(0.0, began + n / rate - time.monotonic()))  # pacing the load
+            if time.monotonic() >= next_sample:
+                next_sample += 20
+                samples.append(_sample(relay.dir / "var", time.monotonic() - began, n * EVENTS_PER_DELIVERY))
+    finally:
+        relay.cleanup()
+    return samples
+
+
+def _sample(data_dir: Path, elapsed: float, sent: int) -> list:
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "events.db") as db:
+        [(events,)] = db.execute("SELECT COUNT(*) FROM events").fetchall()
+    size = sum(p.stat().st_size for p in data_dir.glob("events.db*"))
+    print(f"  {elapsed:.0f}s: {sent} events sent, {events} in the log, {size / 2**20:.1f} MiB", flush=True)
+    return [f"{elapsed:.0f}", sent, events, f"{size / 2**20:.1f}"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="300 deliveries and 100,000 rows")
-    quick = parser.parse_args().quick
+    parser.add_argument("--retention", type=float, default=0, metavar="SECONDS",
+                        help="also a steady load this long with keep = 60s (e.g. 240)")
+    args = parser.parse_args()
+    quick = args.quick
+    if args.retention:
+        print(f"retention: 10 deliveries/s for {args.retention:.0f}s, [events] keep = 60s")
+        print(table(["s", "events sent", "rows in the log", "MiB"], retention(args.retention)))
     deliveries, rows = (300, 100_000) if quick else (1000, 1_000_000)
     postgres = new_postgres_database()
     try:
