@@ -10,6 +10,7 @@ PAGE_TOKEN_PREFIX = "META_PAGE_TOKEN_"           # + page id: that account's acc
 IG_TOKEN_PREFIX = "META_IG_TOKEN_"               # + instagram id: an Instagram Login account's token
 ENCRYPTION_KEYS = "INBOX_RELAY_ENCRYPTION_KEYS"  # comma-separated; replaces [security] encryption_keys
 BROKER_URL = "INBOX_RELAY_BROKER_URL"            # replaces [queue] broker_url
+CONSOLE_TOKEN = "INBOX_RELAY_CONSOLE_TOKEN"      # replaces [console] token
 
 # Set by inbox-relay for its children.
 LOG_LEVEL = "INBOX_RELAY_LOG_LEVEL"              # the CLI's --log-level

@@ -118,6 +118,18 @@ class EventsSettings(Section):
     keep: Duration = 7 * 86400.0
 
 
+class ConsoleSettings(Section):
+    """`[console]`: the web console, served apart from the webhook; off without a token."""
+
+    listen: str = Field("127.0.0.1:8001", pattern=r"^(off|\S+:\d{1,5})$")  # HOST:PORT, or "off"
+    token: str = ""  # what an operator logs in with (env INBOX_RELAY_CONSOLE_TOKEN)
+
+    @property
+    def enabled(self) -> bool:
+        """True when `run` serves the console: a token is set and listen is not "off"."""
+        return bool(self.token) and self.listen != "off"
+
+
 class HandlerConfig(BaseModel):
     """`[[handlers]]`: the plugin type, its delivery policy; every other key goes to the plugin."""
 
@@ -157,6 +169,7 @@ class Settings(Section):
     security: SecuritySettings = SecuritySettings()
     sync: SyncSettings = SyncSettings()
     events: EventsSettings = EventsSettings()
+    console: ConsoleSettings = ConsoleSettings()
     handlers: Annotated[tuple[HandlerConfig, ...], BeforeValidator(_list_as_tuple)] = ()
     source: Path | None = None
 

@@ -11,6 +11,7 @@ from workers import environment
 from workers.cli.check import check
 from workers.cli.common import config_option, port_free_or_exit
 from workers.cli.common import settings_or_exit as _settings
+from workers.cli.console import HOW_TO_TURN_IT_ON, console, console_plan
 from workers.cli.dead_letters import dead_letters
 from workers.cli.deliveries import deliveries
 from workers.cli.events import events
@@ -166,12 +167,17 @@ def _run(config, host, port, web_workers, concurrency, accept_inbox_loss, log_le
     from workers.connect.probe import probe_tokens_in_background
     from workers.runtime.supervisor import run as supervise
 
+    console_at = console_plan(_settings(config), port)  # before anything starts, as the web's port
+    if console_at is not None:
+        port_free_or_exit(*console_at)
     settings, owned = _prepared(config, log_level, log_format, accept_inbox_loss=accept_inbox_loss,
                                 owns_redis=True)
+    click.echo(f"inbox-relay: console on http://{console_at[0]}:{console_at[1]}/console/"
+               if console_at else HOW_TO_TURN_IT_ON, err=True)
     clear_metrics(settings)  # counts start with the run; `web` and `worker` alone keep theirs
     probe_tokens_in_background(settings)  # a one-line warning per account whose token fails
     code = supervise(settings, host=host, port=port, web_workers=web_workers, concurrency=concurrency,
-                     redis_process=owned)
+                     redis_process=owned, console=console_at)
     # Everything it started has stopped: skip tearing down the modules it loaded (about a second).
     sys.stdout.flush()
     sys.stderr.flush()
@@ -211,6 +217,7 @@ def _exec(command: list[str], settings: Settings) -> None:
     os.execvp(command[0], command)
 
 
+main.add_command(console)
 main.add_command(dead_letters)
 main.add_command(deliveries)
 main.add_command(events)

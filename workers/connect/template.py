@@ -58,6 +58,11 @@ data_dir   = "./var"    # the inbox, the private Redis and its files
 # data cannot be read. Every node of one deployment needs the same keys.
 encryption_keys = [{key}]
 
+[console]
+listen = "127.0.0.1:8001"   # where `run` serves the web console; "off" turns it off
+# Log in with this token (or set INBOX_RELAY_CONSOLE_TOKEN); empty: the console stays off.
+token  = {console_token}
+
 [[handlers]]
 type = "jsonl"          # one event record per line
 path = "./var/events.jsonl"
@@ -77,7 +82,8 @@ def render_config(page_ids: list[str], *, verify_token: str | None = None, key: 
                                token=_quoted(TOKEN_PLACEHOLDER))
     if not page_ids:
         text += NO_ACCOUNTS
-    return text + REST.format(key=_quoted(key or new_key()))
+    return text + REST.format(key=_quoted(key or new_key()),
+                              console_token=_quoted(secrets.token_urlsafe(24)))
 
 
 def write_private(path: Path, text: str, *, force: bool) -> None:

@@ -18,5 +18,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS attempts_event ON attempts (event_id, handler, at)",
         "CREATE INDEX IF NOT EXISTS attempts_at ON attempts (at)",
     ),
+    # `events list --mid` newest first: with (mid) alone, PostgreSQL chose to walk received_at
+    # backwards through a million rows (171 ms); this index answers the filter and the order.
+    ("CREATE INDEX IF NOT EXISTS events_mid_received ON events (mid, received_at)",),
 )
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS event_log_version (version INTEGER NOT NULL)"

@@ -71,6 +71,8 @@ def _with_env(doc: dict, env: Mapping[str, str]) -> dict:
         doc["security"] = {**doc.get("security", {}), "encryption_keys": keys}
     if env.get(environment.BROKER_URL) and isinstance(doc.get("queue", {}), dict):
         doc["queue"] = {**doc.get("queue", {}), "broker_url": env[environment.BROKER_URL]}
+    if env.get(environment.CONSOLE_TOKEN) and isinstance(doc.get("console", {}), dict):
+        doc["console"] = {**doc.get("console", {}), "token": env[environment.CONSOLE_TOKEN]}
     if isinstance(doc.get("accounts"), list):
         doc["accounts"] = [_account_with_env(item, env) for item in doc["accounts"]]
     return doc

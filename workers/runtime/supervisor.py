@@ -27,6 +27,7 @@ STABLE_AFTER = 60.0    # a part that ran this long before it exited is restarted
 # The worker's nice increment: on a shared machine, acknowledging Meta's deliveries comes first;
 # work the worker leaves waits durably in the queue and is done as soon as the CPU is free.
 WORKER_NICE = 19
+CONSOLE_NICE = 10
 
 
 def web_command(host: str, port: int, workers: int) -> list[str]:
@@ -35,6 +36,14 @@ def web_command(host: str, port: int, workers: int) -> list[str]:
             "--workers", str(workers), "--log-level", logs.level(),
             "--bind", f"{host}:{port}", "--graceful-timeout", "10",
             "webhook_app:create_app()"]
+
+
+def console_command(host: str, port: int) -> list[str]:
+    """gunicorn serving the console: one process (its login limiter counts there), a few threads;
+    without a control socket, which would take the webhook gunicorn's default path."""
+    return [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1",
+            "--threads", "4", "--no-control-socket", "--log-level", logs.level(), "--bind", f"{host}:{port}",
+            "--graceful-timeout", "5", "webhook_app.console:serve()"]
 
 
 def worker_command(concurrency: int) -> list[str]:
@@ -46,13 +55,15 @@ def worker_command(concurrency: int) -> list[str]:
 
 
 def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
-        concurrency: int = 2, redis_process: PrivateRedis | None = None) -> int:
+        concurrency: int = 2, redis_process: PrivateRedis | None = None,
+        console: tuple[str, int] | None = None) -> int:
     """Start everything, restart what dies (with backoff, for as long as it takes), stop
     everything on SIGINT or SIGTERM. No part's failure stops another: the web keeps answering
     Meta while a worker crash-loops or Redis is down.
 
     `redis_process`: the private Redis the caller started for this run (None: it has another
     owner, or a broker is configured); it is restarted if it dies and stopped at the end.
+    `console`: where to serve the web console (None: not at all).
     """
     # Supervised children leave the private Redis to us: one that started its own while ours was
     # down would leave a Redis nobody watches.
@@ -63,6 +74,8 @@ def run(settings: Settings, *, host: str, port: int, web_workers: int = 2,
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     envs = {"web": env, "worker": {**env, NICE_ENV: str(WORKER_NICE)}}
+    if console is not None:  # an operator's page waits; Meta's deliveries come first
+        commands["console"], envs["console"] = console_command(*console), {**env, NICE_ENV: str(CONSOLE_NICE)}
     parts = {name: Part(name, functools.partial(_spawn, commands[name], envs[name])) for name in commands}
     board = board_path(settings)
     try:
