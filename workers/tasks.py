@@ -18,7 +18,7 @@ from typing import Any
 import redis
 from celery import Task, current_app, shared_task
 from celery.exceptions import Reject, Retry
-from celery.signals import task_postrun, worker_ready
+from celery.signals import task_postrun, worker_process_shutdown, worker_ready
 
 from workers.connect import tokens
 from workers.delivery.drain import run_queue
@@ -212,6 +212,7 @@ def _prune_event_log(rt: Runtime) -> None:
 
 
 @task_postrun.connect
+@worker_process_shutdown.connect  # what a log that refused lately still holds, before the process goes
 def _write_event_log(sender: object = None, **_kwargs: object) -> None:
     """Write what the task gave the event log, in one transaction, once its work is done."""
     rt = _runtimes.built

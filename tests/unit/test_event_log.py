@@ -96,17 +96,27 @@ def test_the_record_is_sealed_and_only_index_columns_are_plain(journal, log_url,
         assert (tmp_path / LOG_FILE).stat().st_mode & 0o077 == 0, "the log file is private"
 
 
-def test_a_log_that_cannot_be_written_keeps_its_rows_for_the_next_flush(tmp_path):
+def test_a_log_that_cannot_be_written_keeps_its_rows_for_the_next_flush(tmp_path, monkeypatch):
+    import workers.events.log as events_log
     from workers.metrics import EVENT_LOG_ERRORS
 
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the log's directory should be")
-    broken = EventLog(lambda: open_database("", blocked), Codec())
+    opened: list[int] = []
+
+    def open_blocked():
+        opened.append(1)
+        return open_database("", blocked)
+    broken = EventLog(open_blocked, Codec())
     before = EVENT_LOG_ERRORS._value.get()
     broken.note_events([event(1)])
     assert broken.flush() is False and EVENT_LOG_ERRORS._value.get() == before + 1
-    broken._open = lambda: open_database("", tmp_path)  # room again: the same process goes on
-    assert broken.flush() is True and count_events(broken) == (1, 0)
+    broken.note_events([event(2)])
+    assert broken.flush() is False and opened == [1], "left alone for a while: no task end waits on it"
+    monkeypatch.setattr(events_log, "RETRY_AFTER", 0.0)
+    broken._quiet_until = 0.0  # its quiet time is over, and there is room again
+    broken._open = lambda: open_database("", tmp_path)
+    assert broken.flush() is True and count_events(broken) == (2, 0)
 
 
 def test_rows_older_than_keep_are_pruned_in_batches(journal, monkeypatch):
@@ -162,3 +172,51 @@ def test_sqlite_shares_one_file_between_processes(tmp_path):
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     one.close()
     two.close()
+
+
+def test_rotate_keys_reseals_the_records_so_the_old_key_can_go(log_url, tmp_path):
+    old, new = new_key(), new_key()
+    before = EventLog(lambda: open_database(log_url, tmp_path), Codec((old,)))
+    before.note_events([event(n) for n in range(3)])
+    before.flush()
+    before.close()
+    rotating = EventLog(lambda: open_database(log_url, tmp_path), Codec((new, old)))
+    assert rotating.reseal() == 3
+    rotating.close()
+    after = EventLog(lambda: open_database(log_url, tmp_path), Codec((new,)))
+    shown = show_event(after, "evt_2")
+    assert shown and shown["event"]["message"]["message"] == "secret text 2"
+    after.close()
+
+
+def test_a_replay_is_logged_before_its_delivery_with_the_next_attempt_number(store, tmp_path):
+    from workers.delivery.replay import replay_event
+
+    settings = settings_from_dict({"meta": {"app_secrets": ["s"], "verify_token": "t"},
+                                   "handlers": [{"type": "jsonl", "path": str(tmp_path / "e.jsonl")}]},
+                                  env={})
+    journal = EventLog(lambda: open_database("", tmp_path), Codec())
+    rt = dataclasses.replace(in_process_runtime(store, settings, SentTasks()), journal=journal)
+    read = event(1, kind="read")
+    dispatch(rt, [read])
+    queue = DeliveryQueue.of("jsonl", read)
+    drain(rt.store, rt.handlers["jsonl"], queue, journal=journal)
+    journal.flush()
+    assert replay_event(rt, read) == ["jsonl"]
+    drain(rt.store, rt.handlers["jsonl"], queue, journal=journal)
+    journal.flush()
+    shown = show_event(journal, read.id)
+    assert shown and [(a["attempt"], a["outcome"]) for a in shown["attempts"]] == [
+        (1, "success"), (2, "pending"), (1, "success")]
+    assert list_events(journal, Filters())[0]["handlers"] == {"jsonl": "success"}
+
+
+def test_plugin_exception_text_stays_out_of_the_plain_error_column():
+    from workers.errors import HandlerRejected
+    from workers.events.log import error_text
+
+    def plugin_code():  # not in workers.*: as a plugin raises it
+        raise HandlerRejected("customer wrote: my card number is 4111")
+    with pytest.raises(HandlerRejected) as raised:
+        plugin_code()
+    assert error_text(raised.value) == "HandlerRejected"

@@ -24,8 +24,9 @@ def keygen() -> None:
 def rotate_keys(config) -> None:
     """Encrypt everything stored again under the first key, so that older keys can be removed.
 
-    Covers this web node's inbox and the shared store (queued events, dead letters, listing
-    progress); run it on every web node, since each keeps its own inbox.
+    Covers this web node's inbox, the shared store (queued events, dead letters, listing
+    progress, tokens) and the event log's records; run it on every web node, since each keeps its
+    own inbox.
     """
     settings = settings_or_exit(config)
     codec = Codec(settings.encryption_keys)
@@ -35,9 +36,29 @@ def rotate_keys(config) -> None:
     try:
         inbox = _reseal_inbox(settings, codec)
         stored = store_or_exit(settings).reseal()
+        logged = _reseal_event_log(settings, codec)
     except DecryptError as exc:
         raise click.ClickException(f"{exc}: keep every old key configured until rotation is done") from None
-    click.echo(f"re-encrypted {inbox} inbox row(s) and {stored} stored value(s) under the first key")
+    click.echo(f"re-encrypted {inbox} inbox row(s), {stored} stored value(s) and {logged} event log "
+               "record(s) under the first key")
+
+
+def _reseal_event_log(settings, codec: Codec) -> int:
+    from workers.errors import RelayError
+    from workers.runtime.context import event_log_for
+
+    if settings.events.log_url == "off":
+        return 0
+    journal = event_log_for(settings, codec)
+    try:
+        return journal.reseal()
+    except DecryptError:
+        raise
+    except RelayError as exc:  # a log that cannot be reached: the rest is done; say so
+        click.echo(f"event log not re-encrypted ({exc}); run rotate-keys again once it answers", err=True)
+        return 0
+    finally:
+        journal.close()
 
 
 def _reseal_inbox(settings, codec: Codec) -> int:

@@ -22,14 +22,15 @@ def dispatch(rt: Runtime, events: list[Event]) -> Counter[str]:
     All are queued, oldest first, before any drain task starts, so that a handler sees them in
     timestamp order.
     """
-    if rt.journal is not None:
-        rt.journal.note_events(events)  # written at the end of the task, after the handlers had them
     wanted = [(loaded.name, event) for event in sorted(events, key=lambda e: e.timestamp or 0)
               for loaded in rt.handlers.values() if loaded.accepts(event.kind)]
     done = rt.store.progress.done_many([(name, event.id) for name, event in wanted])
     todo = [(DeliveryQueue.of(name, event), event) for (name, event), had in zip(wanted, done, strict=True)
             if not had]
     taken = {event.id for _, event in wanted}
+    if rt.journal is not None:  # written at the task's end; an event every handler had is logged already
+        needed = {event.id for _, event in todo}
+        rt.journal.note_events([event for event in events if event.id in needed or event.id not in taken])
     where = Counter(f"no handler takes {event.kind}" for event in events if event.id not in taken)
     where.update("already delivered" if had else f"to {name}"
                  for (name, _), had in zip(wanted, done, strict=True))

@@ -150,7 +150,7 @@ def _give_up_on(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, si
             continue
         attempts, first_failure = store.progress.attempts(loaded.name, record["id"])
         if journal is not None:
-            journal.note_attempt(Attempt(record["id"], loaded.name, attempts, "dead_letter", error=error))
+            journal.note_attempt(Attempt(record["id"], loaded.name, attempts + 1, "dead_letter", error=error))
         _dead_letter(store, loaded, queue, record, attempts=attempts,
                      first_failure=min(first_failure or since, since), error=error)
 

@@ -21,12 +21,11 @@ def replay_event(rt: Runtime, event: Event, handler: str | None = None) -> list[
         raise AdminError(f"handler '{handler}' is not configured (configured: {', '.join(rt.handlers)})")
     names = [handler] if handler else [h.name for h in rt.handlers.values() if h.accepts(event.kind)]
     for name in names:
+        if rt.journal is not None:  # before the queue: the delivery that follows is logged after it
+            rt.journal.note_attempt(Attempt(event.id, name, rt.journal.last_attempt(event.id, name) + 1,
+                                            "pending", error="replayed by `inbox-relay events replay`"))
         queue = DeliveryQueue.of(name, event)
         rt.store.progress.forget_done(name, event.id)
         enqueue(rt, queue, event)
         rt.scheduler.schedule(queue)
-        if rt.journal is not None:
-            earlier, _ = rt.store.progress.attempts(name, event.id)
-            rt.journal.note_attempt(Attempt(event.id, name, earlier + 1, "pending",
-                                            error="replayed by `inbox-relay events replay`"))
     return names

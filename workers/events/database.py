@@ -4,6 +4,8 @@ machine: WAL, so that the workers' processes and the commands share it) and Post
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -17,7 +19,10 @@ from workers.events.schema import MIGRATIONS, VERSION_TABLE
 from workers.urls import shown
 
 LOG_FILE = "events.db"
+BUSY_SECONDS = 3.0       # the longest a write waits for the database (lock, pool, statement)
 MIGRATION_LOCK = 724873  # a PostgreSQL advisory lock: one process migrates at a time
+# The pool warns at every failed connect; the event log says it once per outage itself.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 class EventLogUnavailable(RelayError):
@@ -39,13 +44,13 @@ class Database:
     dialect: str  # "sqlite" or "postgresql": the few statements that differ ask
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:  # pragma: no cover - the subclasses say how
+    def transaction(self, *, write: bool = True) -> Iterator[Cursor]:  # pragma: no cover
         raise NotImplementedError
         yield
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        """The rows of one read."""
-        with self.transaction() as cursor:
+        """The rows of one read (a read waits for no writer)."""
+        with self.transaction(write=False) as cursor:
             cursor.execute(sql, params)
             return [tuple(row) for row in cursor.fetchall()]
 
@@ -64,24 +69,28 @@ class SqliteDatabase(Database):
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+            # A writer waits this long for another: a task's end, not its work, waits (BUSY_SECONDS).
+            self._db = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None,
+                                       check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # the log may lose its last moments, not its file
         except (OSError, sqlite3.Error) as exc:
             raise EventLogUnavailable(f"event log {path}: {exc}") from None
-        _migrate(self)
+        _migrate_or_close(self)
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self, *, write: bool = True) -> Iterator[Cursor]:
         with self._lock:
             cursor = self._db.cursor()
-            cursor.execute("BEGIN IMMEDIATE")  # one writer at a time, waiting (timeout) for the others
+            # One writer at a time (waiting BUSY_SECONDS for the others); WAL readers wait for none.
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield _Qmark(cursor)
+                cursor.execute("COMMIT")
             except BaseException:
-                cursor.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # a failed COMMIT must not leave it open
+                    cursor.execute("ROLLBACK")
                 raise
-            cursor.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -96,18 +105,21 @@ class PostgresDatabase(Database):
         from psycopg_pool import ConnectionPool
 
         self.where = shown(url)
-        self._pool = ConnectionPool(url, min_size=1, max_size=4, open=False, timeout=10,
-                                    kwargs={"connect_timeout": 5})
+        # Short waits and a statement timeout: a log that does not answer holds a task's end for
+        # seconds at most, never its delivery; keepalives notice a vanished server.
+        self._pool = ConnectionPool(url, min_size=1, max_size=4, open=False, timeout=BUSY_SECONDS,
+                                    kwargs={"connect_timeout": 3, "keepalives": 1, "keepalives_idle": 30,
+                                            "options": f"-c statement_timeout={int(BUSY_SECONDS * 1000)}"})
         try:
-            self._pool.open(wait=True, timeout=10)
+            self._pool.open(wait=True, timeout=BUSY_SECONDS)
         except Exception as exc:
             self._pool.close()
             raise EventLogUnavailable(f"event log {self.where}: cannot connect "
                                       f"({type(exc).__name__})") from None
-        _migrate(self, lock=f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+        _migrate_or_close(self, lock=f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self, *, write: bool = True) -> Iterator[Cursor]:
         with self._pool.connection() as connection, connection.transaction(), connection.cursor() as cursor:
             yield _Pyformat(cursor)
 
@@ -145,6 +157,19 @@ class _Pyformat(_Qmark):
         return self._cursor.executemany(sql.replace("?", "%s"), rows)
 
 
+def _migrate_or_close(db: Database, lock: str | None = None) -> None:
+    """Migrate, or let the connections go and say why in one line."""
+    try:
+        _migrate(db, lock)
+    except EventLogUnavailable:
+        db.close()
+        raise
+    except Exception as exc:  # no privilege, a lock held too long, a busy file
+        db.close()
+        raise EventLogUnavailable(f"event log {db.where}: the schema could not be brought up to date "
+                                  f"({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
 def _migrate(db: Database, lock: str | None = None) -> None:
     """Bring the schema to the newest version, once, whichever process comes first."""
     with db.transaction() as cursor:
@@ -154,6 +179,9 @@ def _migrate(db: Database, lock: str | None = None) -> None:
         cursor.execute("SELECT version FROM event_log_version")
         rows = cursor.fetchall()
         current = rows[0][0] if rows else 0
+        if current > len(MIGRATIONS):
+            raise EventLogUnavailable(f"event log {db.where}: its schema (version {current}) is a newer "
+                                      "inbox-relay's: upgrade this node")
         for statements in MIGRATIONS[current:]:
             for statement in statements:
                 cursor.execute(statement)

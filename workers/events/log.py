@@ -25,6 +25,7 @@ from workers.records import Event
 log = logging.getLogger(__name__)
 MAX_PENDING = 50_000   # rows kept for a log that cannot be written; beyond, the oldest are dropped
 PRUNE_BATCH = 1_000    # rows removed per statement: short transactions beside the writers
+RETRY_AFTER = 15.0     # seconds a log that refused a batch is left alone: tasks' ends do not wait on it
 Outcome = str          # success, retry, dead_letter, pending (a replay asked for)
 
 UPSERT_EVENT = """INSERT INTO events (id, kind, platform, account_id, mid, conversation_id, source,
@@ -59,6 +60,7 @@ class EventLog:
         self._events: dict[str, tuple] = {}
         self._attempts: list[tuple] = []
         self._failing = False
+        self._quiet_until = 0.0
 
     def database(self) -> Database:
         """The database, opened (and migrated) on first use."""
@@ -90,6 +92,9 @@ class EventLog:
             self._events, self._attempts = {}, []
         if not events and not attempts:
             return True
+        if time.monotonic() < self._quiet_until:  # it refused lately: keep gathering, try later
+            self._keep(events, attempts)
+            return False
         try:
             with self.database().transaction() as cursor:
                 if events:
@@ -103,6 +108,7 @@ class EventLog:
                     "event log not written (%s); %d event(s) and %d attempt(s) wait for the next try",
                     _cause(exc), len(events), len(attempts))
             self._failing = True
+            self._quiet_until = time.monotonic() + RETRY_AFTER
             return False
         if self._failing:
             log.info("event log written again")
@@ -121,9 +127,10 @@ class EventLog:
     def prune(self, older_than: float, *, budget: float = 2.0) -> int:
         """Remove rows older than `older_than` (epoch seconds), a batch at a time, for up to
         `budget` seconds; how many went."""
-        removed, started = 0, time.monotonic()
+        removed = 0
         for table, column, key in (("events", "received_at", "id"), ("attempts", "at", "rowid")):
-            while time.monotonic() - started < budget:
+            started = time.monotonic()  # each table its own budget: the attempts outnumber the events
+            while time.monotonic() - started < budget / 2:
                 with self.database().transaction() as cursor:
                     cursor.execute(_prune_sql(table, column, key, self.database()), (older_than, PRUNE_BATCH))
                     count = max(cursor.rowcount, 0)
@@ -131,6 +138,26 @@ class EventLog:
                 if count < PRUNE_BATCH:
                     break
         return removed
+
+    def last_attempt(self, event_id: str, handler: str) -> int:
+        """The highest attempt number the log has for a handler and an event (0: none)."""
+        [(highest,)] = self.database().query(
+            "SELECT MAX(attempt) FROM attempts WHERE event_id = ? AND handler = ?", (event_id, handler))
+        return int(highest or 0)
+
+    def reseal(self) -> int:
+        """Seal every record again under the first key (rotate-keys); how many."""
+        count, after = 0, ""
+        while True:
+            rows = self.database().query("SELECT id, record FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                                         (after, PRUNE_BATCH))
+            if not rows:
+                return count
+            resealed = [(self.codec.reseal(record.encode(), what=f"event {event_id}").decode(), event_id)
+                        for event_id, record in rows]
+            with self.database().transaction() as cursor:
+                cursor.executemany("UPDATE events SET record = ? WHERE id = ?", resealed)
+            count, after = count + len(rows), rows[-1][0]
 
     def record(self, sealed: str, event_id: str) -> dict:
         """An event's record, opened."""
@@ -154,9 +181,15 @@ def _cause(exc: Exception) -> str:
 
 
 def error_text(exc: BaseException) -> str:
-    """What an attempt's error says in the log: inbox-relay's own words, or only the type of a
-    plugin's exception, whose message may quote the message."""
-    return f"{type(exc).__name__}: {exc}"[:300] if isinstance(exc, RelayError) else type(exc).__name__
+    """What an attempt's error says in the log (a plain column): inbox-relay's own words when its
+    own code raised it (the built-in handlers), else only the exception's type, since a plugin's
+    message may quote the message it was handling."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    raiser = frame.tb_frame.f_globals.get("__name__", "") if frame is not None else ""
+    ours = isinstance(exc, RelayError) and str(raiser).startswith("workers.")
+    return f"{type(exc).__name__}: {exc}"[:300] if ours else type(exc).__name__
 
 
 __all__ = ["Attempt", "EventLog", "EventLogUnavailable", "error_text"]
