@@ -88,9 +88,9 @@ def _answers(client: redis.Redis) -> bool:
 def _fill(client: redis.Redis) -> None:
     """Take every byte of maxmemory: writes are refused with OOM from now on."""
     n = 0
-    for size in (1_000_000, 100_000, 10_000, 1_000, 100):  # down to the last hundred bytes
+    for size in (1_000_000, 100_000, 10_000, 1_000, 100, 10, 1):  # down to the last bytes
         with contextlib.suppress(redis.OutOfMemoryError):
-            while n < 1000:
+            while n < 5000:
                 client.set(f"ballast-{n}", b"b" * size)
                 n += 1
 
@@ -125,7 +125,7 @@ def test_redis_out_of_memory_is_waited_out(small_redis):
                  message="a part of inbox-relay meeting the full Redis")
         poster.join(60)
         assert set(poster.answers) <= {200, 503} and poster.answers.count(200) > 0
-        client.delete(*[f"ballast-{n}" for n in range(1000)])
+        client.delete(*[f"ballast-{n}" for n in range(5000)])
         _delivered_once(relay.dir / "events.jsonl", poster.accepted, timeout=90)
         _no_worker_died_and_nothing_failed_for_good(relay)
     finally:

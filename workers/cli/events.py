@@ -71,8 +71,12 @@ def list_command(config, since_text, limit, as_json, **filters) -> None:
       inbox-relay events list --mid m_AbC123
       inbox-relay events list --outcome dead_letter --since 2h
     """
-    journal, _ = _journal(config)
+    journal, settings = _journal(config)
     found = list_events(journal, Filters(**filters, since=_since(since_text), limit=limit))
+    for event in found:  # a handler that takes the event and has not tried it yet: pending
+        for handler in settings.handlers:
+            if handler.kinds is None or event["kind"] in handler.kinds:
+                event["handlers"].setdefault(handler.name, "pending")
     if as_json or not sys.stdout.isatty():
         return echo_json(found)
     _table(found)

@@ -34,7 +34,10 @@ def run_queue(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, leas
         grown = 0 if admitted.reason == "paused" else waits + 1
         return wait_out(store, loaded, queue, admitted, waits, journal=journal), grown
     try:
-        return drain(store, loaded, queue, admitted=admitted, journal=journal), 0
+        # Within the task's time limits (the lease is 3/4 of the visibility timeout, the soft
+        # limit half of it), whatever the visibility timeout: a task killed at its limit loses more.
+        budget = min(TIME_BUDGET, lease / 3)
+        return drain(store, loaded, queue, budget, admitted=admitted, journal=journal), 0
     finally:
         gate.leave(store, loaded, admitted)
 
@@ -65,7 +68,8 @@ def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, time_budget
             if time.monotonic() - started > time_budget:
                 return 0.0  # go on in a fresh task
             if not had:
-                delay = deliver_one(store, loaded, queue, record, admitted=admitted, journal=journal)
+                delay = deliver_one(store, loaded, queue, record, admitted=admitted, journal=journal,
+                                    patience=min(MARK_PATIENCE, time_budget / 2))
                 if delay is not None:
                     return delay
             moved_on.append(record["id"])
@@ -77,7 +81,8 @@ def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, time_budget
 
 
 def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, record: dict, *,
-                admitted: gate.Pass | None = None, journal: EventLog | None = None) -> float | None:
+                admitted: gate.Pass | None = None, journal: EventLog | None = None,
+                patience: float = MARK_PATIENCE) -> float | None:
     """Give one event to the handler and mark it done; None when it moved on (delivered or
     dead-lettered), else the delay before the next attempt."""
     name, event_id = loaded.name, record["id"]
@@ -87,7 +92,8 @@ def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, recor
     except Exception as exc:  # a plugin may raise anything: isolate it here
         return _failed(store, loaded, queue, record, exc, admitted=admitted, journal=journal,
                        seconds=time.monotonic() - began)
-    earlier = _mark_done(store, name, event_id)  # at once: a crash after this does not deliver it twice
+    # At once: a crash after this does not deliver it twice.
+    earlier = _mark_done(store, name, event_id, patience)
     if journal is not None:
         journal.note_attempt(Attempt(event_id, name, earlier + 1, "success",
                                      duration_ms=(time.monotonic() - began) * 1000))
@@ -98,11 +104,11 @@ def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, recor
     return None
 
 
-def _mark_done(store: Store, handler: str, event_id: str) -> int:
+def _mark_done(store: Store, handler: str, event_id: str, patience: float) -> int:
     """The handler has the event: a mark the store refuses (a full disk, say) would hand it over
     again on the retry, so it is tried again here for a while before the task waits as usual.
     Returns the event's failed attempts before this one."""
-    deadline = time.monotonic() + MARK_PATIENCE
+    deadline = time.monotonic() + patience
     for attempt in itertools.count(1):
         try:
             return store.progress.mark_done(handler, event_id)
