@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 BATCH = 100
 TIME_BUDGET = 10.0   # seconds one task spends on a queue before handing over (time limits)
 MAX_WAIT = 30.0      # the longest wait for a slot of a busy handler
-MARK_PATIENCE = 5.0  # seconds a refused done mark is tried again: well below the soft time limit
+MARK_PATIENCE = 5.0  # seconds a refused done mark is tried again, unless the task's limits allow more
+LIMIT_MARGIN = 1.5   # seconds kept between a mark's last try and the task's soft time limit
 
 
 def run_queue(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, lease: float,
@@ -35,9 +36,12 @@ def run_queue(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, *, leas
         return wait_out(store, loaded, queue, admitted, waits, journal=journal), grown
     try:
         # Within the task's time limits (the lease is 3/4 of the visibility timeout, the soft
-        # limit half of it), whatever the visibility timeout: a task killed at its limit loses more.
-        budget = min(TIME_BUDGET, lease / 3)
-        return drain(store, loaded, queue, budget, admitted=admitted, journal=journal), 0
+        # limit half of it), whatever the visibility timeout: a task stopped at its limit loses
+        # more. A refused done mark may use what is left of the soft limit (see _mark_done).
+        budget, soft_limit = min(TIME_BUDGET, lease / 3), lease * 2 / 3
+        marks_until = time.monotonic() + soft_limit - LIMIT_MARGIN
+        return drain(store, loaded, queue, budget, admitted=admitted, journal=journal,
+                     marks_until=marks_until), 0
     finally:
         gate.leave(store, loaded, admitted)
 
@@ -56,10 +60,12 @@ def wait_out(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, wait: ga
 
 
 def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, time_budget: float = TIME_BUDGET,
-          *, admitted: gate.Pass | None = None, journal: EventLog | None = None) -> float | None:
+          *, admitted: gate.Pass | None = None, journal: EventLog | None = None,
+          marks_until: float | None = None) -> float | None:
     """Deliver the queue's events oldest first; returns a retry delay if the head must wait
     (0 when the time budget ran out first)."""
     started = time.monotonic()
+    marks_until = started + min(MARK_PATIENCE, time_budget / 2) if marks_until is None else marks_until
     records = store.queues.peek(queue.name, BATCH)
     done = store.progress.done_many([(loaded.name, record["id"]) for record in records])
     moved_on: list[str] = []
@@ -69,7 +75,7 @@ def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, time_budget
                 return 0.0  # go on in a fresh task
             if not had:
                 delay = deliver_one(store, loaded, queue, record, admitted=admitted, journal=journal,
-                                    patience=min(MARK_PATIENCE, time_budget / 2))
+                                    marks_until=marks_until)
                 if delay is not None:
                     return delay
             moved_on.append(record["id"])
@@ -82,7 +88,7 @@ def drain(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, time_budget
 
 def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, record: dict, *,
                 admitted: gate.Pass | None = None, journal: EventLog | None = None,
-                patience: float = MARK_PATIENCE) -> float | None:
+                marks_until: float | None = None) -> float | None:
     """Give one event to the handler and mark it done; None when it moved on (delivered or
     dead-lettered), else the delay before the next attempt."""
     name, event_id = loaded.name, record["id"]
@@ -93,7 +99,8 @@ def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, recor
         return _failed(store, loaded, queue, record, exc, admitted=admitted, journal=journal,
                        seconds=time.monotonic() - began)
     # At once: a crash after this does not deliver it twice.
-    earlier = _mark_done(store, name, event_id, patience)
+    earlier = _mark_done(store, name, event_id,
+                         time.monotonic() + MARK_PATIENCE if marks_until is None else marks_until)
     if journal is not None:
         journal.note_attempt(Attempt(event_id, name, earlier + 1, "success",
                                      duration_ms=(time.monotonic() - began) * 1000))
@@ -104,18 +111,18 @@ def deliver_one(store: Store, loaded: LoadedHandler, queue: DeliveryQueue, recor
     return None
 
 
-def _mark_done(store: Store, handler: str, event_id: str, patience: float) -> int:
+def _mark_done(store: Store, handler: str, event_id: str, deadline: float) -> int:
     """The handler has the event: a mark the store refuses (a full disk, say) would hand it over
     again on the retry, so it is tried again here for a while before the task waits as usual.
     Returns the event's failed attempts before this one."""
-    deadline = time.monotonic() + patience
     for attempt in itertools.count(1):
         try:
             return store.progress.mark_done(handler, event_id)
         except Exception as exc:
             if not is_wait(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(min(0.25 * attempt, 2.0))  # the store's refusal lasts until room comes back
+            # The store's refusal lasts until room comes back; never past the deadline.
+            time.sleep(max(0.0, min(0.25 * attempt, 2.0, deadline - time.monotonic())))
     raise AssertionError("unreachable: itertools.count never ends")
 
 
