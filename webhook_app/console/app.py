@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 
 from webhook_app.console.auth import configure_sessions, csrf_ok, csrf_token, logged_in
 from webhook_app.console.collaborators import Collaborators
+from webhook_app.console.dead_letter_pages import dead_letters
 from webhook_app.console.event_pages import events
 from webhook_app.console.pages import pages
 from webhook_app.console.wiring import event_log, lazy_runtime, lazy_store
@@ -47,6 +48,7 @@ def create_app(settings: Settings, *, journal: EventLog | None = None,
         runtime or lazy_runtime(settings))
     app.register_blueprint(pages)
     app.register_blueprint(events)
+    app.register_blueprint(dead_letters)
     app.register_error_handler(RelayError, _unavailable)
     app.before_request(_gate)
     app.after_request(_secure)
