@@ -74,6 +74,9 @@ def test_events_replay_hands_the_event_to_one_handler_again_and_logs_it(system):
     assert system.post(body)[0] == 200
     [event] = parse_envelope(json.loads(body))
     wait_for(lambda: any(r["id"] == event.id for r in system.events()), message="the jsonl record")
+    # The log is written at the end of the task that delivered it, a moment after the record.
+    wait_for(lambda: event.id in {e["id"] for e in _events_json(system, "list", "--outcome", "success")},
+             timeout=30, message="the event in the event log")
     assert "queued again for jsonl" in _cli(system, "events", "replay", event.id, "--handler", "jsonl")
     wait_for(lambda: sum(r["id"] == event.id for r in system.events()) == 2, timeout=30,
              message="the replayed event at jsonl a second time")

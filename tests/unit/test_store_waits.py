@@ -34,3 +34,18 @@ def test_store_refusals_and_outages_are_waits(error):
 @pytest.mark.parametrize("error", BUGS, ids=lambda e: f"{type(e).__name__}:{str(e)[:30]}")
 def test_bad_data_and_bugs_are_not_waits(error):
     assert not is_wait(error)
+
+
+def test_an_attribute_error_inside_a_broker_client_is_a_wait_and_ours_is_a_bug():
+    import kombu.connection
+
+    from workers.state.waits import is_wait
+
+    # kombu's code, as a connection torn down under a call leaves it: 'NoneType' has no attribute
+    broken = kombu.connection.Connection.__new__(kombu.connection.Connection)
+    with pytest.raises(AttributeError) as inside:
+        broken.default_channel  # noqa: B018 (the attribute access is the call under test)
+    assert is_wait(inside.value)
+    with pytest.raises(AttributeError) as ours:
+        None.nothing  # type: ignore[attr-defined]  # noqa: B018
+    assert not is_wait(ours.value)

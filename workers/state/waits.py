@@ -13,6 +13,7 @@ import re
 import kombu.exceptions
 import redis
 
+CLIENT_PACKAGES = {"kombu", "amqp", "redis"}
 # Redis reports a failed background save (the disk is full) only in the message text.
 _WAIT_ANSWER = re.compile(r"(?:^|caused error: |: -)\s*"
                           r"(?:MISCONF|OOM|READONLY|LOADING|BUSY|TRYAGAIN|MASTERDOWN)\b")
@@ -23,8 +24,20 @@ def is_wait(exc: BaseException) -> bool:
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError,
                         ConnectionError, TimeoutError, redis.OutOfMemoryError, redis.ReadOnlyError)):
         return True
+    if isinstance(exc, AttributeError) and _raised_in_a_client(exc):
+        return True  # a connection kombu or redis-py tore down under the call ('NoneType' ...)
     if not isinstance(exc, redis.ResponseError):
         return False
     # Redis's answer may come wrapped: "Command # 1 (ZADD ...) of pipeline caused error: MISCONF
     # ..." from a pipeline, "Error running script (...): @user_script:6: -MISCONF ..." from Lua.
     return _WAIT_ANSWER.search(str(exc)) is not None
+
+
+def _raised_in_a_client(exc: BaseException) -> bool:
+    """Whether the error came from inside the broker or store client (kombu, amqp, redis-py), not
+    from inbox-relay's own code: a half-closed connection there is lost, not a bug of ours."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = str(frame.tb_frame.f_globals.get("__name__", "")) if frame is not None else ""
+    return module.split(".", 1)[0] in CLIENT_PACKAGES
