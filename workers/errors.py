@@ -92,3 +92,12 @@ class InboxDamaged(RelayError):
 
 class InboxLost(RelayError):
     """The inbox holds less than the store remembers it held: emptied, replaced, or its WAL lost."""
+
+
+def raised_in(exc: BaseException) -> str:
+    """The module whose code raised `exc` (its traceback's last frame), "" if unknown: tells
+    inbox-relay's own errors from a plugin's or a client library's."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return str(frame.tb_frame.f_globals.get("__name__", "")) if frame is not None else ""

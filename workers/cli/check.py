@@ -37,12 +37,13 @@ def check(config: str | None) -> None:
     findings = [Finding("configuration", True, f"{settings.source} is valid"), _data_dir_finding(settings),
                 _keys_finding(settings), _store_keys_finding(settings), _handlers_finding(settings),
                 *check_settings(settings)]
-    for account in settings.accounts:
-        graph = graph_client(settings, account=account)
-        findings += check_account(graph, account, known_token(settings, account))
+    tokens = [known_token(settings, account) for account in settings.accounts]  # the store, once each
+    for account, token in zip(settings.accounts, tokens, strict=True):
+        findings += check_account(graph_client(settings, account=account), account, token)
         findings += _token_finding(settings, account)
     for finding in findings:
-        click.echo(f"{'ok  ' if finding.ok else 'FAIL'}  {finding.subject}: {_clean(finding.text, settings)}")
+        click.echo(f"{'ok  ' if finding.ok else 'FAIL'}  {finding.subject}: "
+                   f"{_clean(finding.text, settings, tokens)}")
     failed = list(dict.fromkeys(f.subject for f in findings if not f.ok))
     if failed:
         click.echo(f"{len(failed)} to fix: {', '.join(failed)}", err=True)
@@ -149,10 +150,10 @@ def _handlers_finding(settings: Settings) -> Finding:
     return Finding("handlers", True, f"loaded: {', '.join(names)}")
 
 
-def _clean(text: str, settings: Settings) -> str:
-    """The text without any configured secret, whatever it quotes."""
-    for account in settings.accounts:
-        text = redact(text, account).replace(known_token(settings, account) or "\0", "<token>")
+def _clean(text: str, settings: Settings, tokens: list[str]) -> str:
+    """The text without any configured secret or token in use, whatever it quotes."""
+    for account, token in zip(settings.accounts, tokens, strict=True):
+        text = redact(text, account).replace(token or "\0", "<token>")
     for secret in (*settings.meta.app_secrets, settings.meta.verify_token):
         if len(secret) >= 6:  # a shorter one would be found in ordinary words
             text = text.replace(secret, "<secret>")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import sys
-import time
-from datetime import datetime
 
 import click
 
-from workers.cli.common import Duration, config_option, echo_json, json_option, settings_or_exit
+from workers.cli.common import config_option, echo_json, json_option, settings_or_exit
 from workers.errors import AdminError, RelayError
 from workers.events.log import EventLog
-from workers.events.queries import OUTCOMES, Filters, list_events, show_event
+from workers.events.queries import OUTCOMES, Filters, list_events, show_event, since_epoch
 from workers.records import KINDS, Event
 from workers.settings import Settings
 
@@ -24,18 +22,12 @@ def events() -> None:
 
 
 def _since(value: str | None) -> float | None:
-    """`15m`, `2h`, `7d` ago, or a date (ISO 8601)."""
     if value is None:
         return None
     try:
-        return time.time() - Duration().convert(value, None, None)
-    except click.BadParameter:
-        pass
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither a time ago (15m, 2h, 7d) nor a date like "
-                                 "2026-01-31T12:00", param_hint="--since") from None
+        return since_epoch(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
 
 
 def _journal(config: str | None) -> tuple[EventLog, Settings]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from workers.crypto import Codec
-from workers.errors import RelayError
+from workers.errors import RelayError, raised_in
 from workers.events.database import Database, EventLogUnavailable
 from workers.metrics import EVENT_LOG_ERRORS
 from workers.records import Event
@@ -184,11 +184,7 @@ def error_text(exc: BaseException) -> str:
     """What an attempt's error says in the log (a plain column): inbox-relay's own words when its
     own code raised it (the built-in handlers), else only the exception's type, since a plugin's
     message may quote the message it was handling."""
-    frame = exc.__traceback__
-    while frame is not None and frame.tb_next is not None:
-        frame = frame.tb_next
-    raiser = frame.tb_frame.f_globals.get("__name__", "") if frame is not None else ""
-    ours = isinstance(exc, RelayError) and str(raiser).startswith("workers.")
+    ours = isinstance(exc, RelayError) and raised_in(exc).startswith("workers.")
     return f"{type(exc).__name__}: {exc}"[:300] if ours else type(exc).__name__
 
 

@@ -3,9 +3,11 @@ event with every attempt. The same statements on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
+from workers.durations import parse_duration
 from workers.events.log import EventLog
 
 COLUMNS = "id, kind, platform, account_id, mid, conversation_id, source, hydration, received_at"
@@ -27,18 +29,42 @@ class Filters:
     mid: str | None = None
     since: float | None = None   # epoch seconds
     limit: int = 50
+    before: tuple[float, str] | None = None  # a page's cursor: (received_at, id) of the row before
+
+
+def since_epoch(text: str) -> float:
+    """`15m`, `2h`, `7d` ago, or a date (ISO 8601; UTC unless it names its zone), as epoch
+    seconds; ValueError names what it takes."""
+    try:
+        return time.time() - parse_duration(text)
+    except (ValueError, TypeError):
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a time ago (15m, 2h, 7d) nor a date like "
+                         "2026-01-31T12:00") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def list_events(journal: EventLog, filters: Filters) -> list[dict]:
     """The events that match, newest first, each with `handlers`: {handler: its latest outcome}."""
+    return list_page(journal, filters)[0]
+
+
+def list_page(journal: EventLog, filters: Filters) -> tuple[list[dict], tuple[float, str] | None]:
+    """`list_events`, and the cursor of the next page (None: this is the last). Events noted in
+    one batch share a received_at: the id breaks the tie, so paging sees each event once."""
     where, params = _where(filters)
     rows = journal.database().query(f"SELECT {COLUMNS} FROM events e {where} "
-                                    "ORDER BY received_at DESC LIMIT ?", (*params, filters.limit))
+                                    "ORDER BY e.received_at DESC, e.id DESC LIMIT ?",
+                                    (*params, filters.limit))
+    cursor = (float(rows[-1][8]), str(rows[-1][0])) if len(rows) == filters.limit else None
     found = [_row(row) for row in rows]
     outcomes = _latest_outcomes(journal, [event["id"] for event in found])
     for event in found:
         event["handlers"] = outcomes.get(event["id"], {})
-    return found
+    return found, cursor
 
 
 def show_event(journal: EventLog, event_id: str) -> dict | None:
@@ -72,6 +98,9 @@ def _where(filters: Filters) -> tuple[str, list]:
     if filters.since is not None:
         clauses.append("e.received_at >= ?")
         params.append(filters.since)
+    if filters.before is not None:
+        clauses.append("(e.received_at < ? OR (e.received_at = ? AND e.id < ?))")
+        params += [filters.before[0], filters.before[0], filters.before[1]]
     if filters.handler is not None or filters.outcome is not None:
         inner = ["a.event_id = e.id", LATEST]
         for value, column in ((filters.handler, "handler"), (filters.outcome, "outcome")):

@@ -13,6 +13,8 @@ import re
 import kombu.exceptions
 import redis
 
+from workers.errors import raised_in
+
 CLIENT_PACKAGES = {"kombu", "amqp", "redis"}
 # Redis reports a failed background save (the disk is full) only in the message text.
 _WAIT_ANSWER = re.compile(r"(?:^|caused error: |: -)\s*"
@@ -36,8 +38,4 @@ def is_wait(exc: BaseException) -> bool:
 def _raised_in_a_client(exc: BaseException) -> bool:
     """Whether the error came from inside the broker or store client (kombu, amqp, redis-py), not
     from inbox-relay's own code: a half-closed connection there is lost, not a bug of ours."""
-    frame = exc.__traceback__
-    while frame is not None and frame.tb_next is not None:
-        frame = frame.tb_next
-    module = str(frame.tb_frame.f_globals.get("__name__", "")) if frame is not None else ""
-    return module.split(".", 1)[0] in CLIENT_PACKAGES
+    return raised_in(exc).split(".", 1)[0] in CLIENT_PACKAGES
